@@ -1,0 +1,61 @@
+"""CAVE credentials for plain requests and urllib3.
+
+>>> import requests
+>>> from cave_requests_auth import CAVETokenAuth
+>>> requests.get(url, auth=CAVETokenAuth())  # doctest: +SKIP
+
+The token is found as CAVEclient and CloudVolume find it (``~/.cloudvolume/secrets``),
+or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
+"""
+
+from .answers import raise_for_auth
+from .auth import CAVETokenAuth
+from .errors import (
+    AuthResponseError,
+    CAVEAuthError,
+    CAVEAuthWarning,
+    DeprecatedTokenFileWarning,
+    InsecureTransportError,
+    InvalidTokenError,
+    TokenFileError,
+    TokenFileModeWarning,
+    TokenNotFoundError,
+)
+from .server import get_new_token, whoami
+from .tokens import (
+    TokenSource,
+    delete_token,
+    find_token,
+    load_token,
+    save_token,
+    token_file_paths,
+)
+from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SERVER_ADDRESS",
+    "AuthResponseError",
+    "CAVEAuthError",
+    "CAVEAuthWarning",
+    "CAVETokenAuth",
+    "DeprecatedTokenFileWarning",
+    "InsecureTransportError",
+    "InvalidTokenError",
+    "TokenFileError",
+    "TokenFileModeWarning",
+    "TokenNotFoundError",
+    "TokenSource",
+    "__version__",
+    "delete_token",
+    "find_token",
+    "get_new_token",
+    "load_token",
+    "new_token_url",
+    "raise_for_auth",
+    "save_token",
+    "token_file_paths",
+    "token_page_url",
+    "whoami",
+]

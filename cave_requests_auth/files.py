@@ -1,0 +1,255 @@
+"""Secret files: JSON objects on disk, read strictly and written safely.
+
+Knows nothing of tokens or HTTP: a secret file is a JSON object of string keys.
+
+- Reading names the file in every error and never quotes it (a JSON error
+  would quote the file, token and all, so those are raised ``from None``).
+- Writing goes through a temporary file in the same folder, mode 0600 from its
+  creation, flushed and fsynced, then renamed over the old file; on any failure
+  the old file is untouched and the temporary file is removed. Writers hold an
+  exclusive lock on the folder, so concurrent threads and processes lose no key.
+- Folders this module creates are 0700, files 0600, whatever the umask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import threading
+import warnings
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import TokenFileError, TokenFileModeWarning
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["edit_secret_file", "read_secret_file"]
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+_POSIX = os.name == "posix"
+_thread_lock = threading.Lock()  # for systems without flock
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("duplicate keys")
+    return data
+
+
+def _parse(raw: bytes, path: str) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenFileError(
+            f"{path} is not UTF-8 text; delete it or save a new token.", path
+        ) from None
+    if not text.strip():
+        raise TokenFileError(
+            f"{path} is empty; delete it or save a new token with `cave-auth save`.", path
+        )
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as error:
+        raise TokenFileError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}); "
+            "fix it, or delete it and save the token again.",
+            path,
+        ) from None
+    except ValueError:
+        raise TokenFileError(
+            f"{path} has the same key twice; edit it so each key appears once.", path
+        ) from None
+    if not isinstance(data, dict):
+        raise TokenFileError(
+            f"{path} holds a JSON {type(data).__name__}, not an object such as "
+            '{"token": "..."}; fix it, or delete it and save the token again.',
+            path,
+        )
+    return data
+
+
+def _check_mode(path: str, mode: int) -> None:
+    if _POSIX and mode & 0o077:
+        warnings.warn(
+            f"{path} can be read or written by other users (mode "
+            f"{stat.S_IMODE(mode):04o}); restrict it with: chmod 600 {path}",
+            TokenFileModeWarning,
+            stacklevel=4,
+        )
+
+
+def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` where there is no such file.
+
+    Args:
+        path: the file; a symbolic link is followed.
+        check_mode: warn (:class:`TokenFileModeWarning`) if group or others
+            have any access to the file.
+
+    Raises:
+        TokenFileError: the file is a dangling link, unreadable, not UTF-8,
+            not JSON, has a duplicate key, or is not a JSON object.
+    """
+    try:
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            raw = file.read()
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise TokenFileError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                "exist; remove the link or create its target.",
+                path,
+            ) from None
+        return None
+    except OSError as error:
+        raise TokenFileError(f"Cannot read {path}: {_reason(error)}.", path) from None
+    if check_mode:
+        _check_mode(path, mode)
+    return _parse(raw, path)
+
+
+def _make_folders(folder: str) -> None:
+    """Create ``folder`` and any missing parent, each 0700 whatever the umask."""
+    missing = []
+    current = os.path.abspath(folder)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, FOLDER_MODE)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise TokenFileError(
+                    f"Cannot create the folder {path}: a file of that name is in the way.",
+                    path,
+                ) from None
+            continue  # made meanwhile by another writer
+        except OSError as error:
+            raise TokenFileError(
+                f"Cannot create the folder {path}: {_reason(error)}.", path
+            ) from None
+        os.chmod(path, FOLDER_MODE)
+
+
+@contextmanager
+def _folder_lock(folder: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (flock on the folder itself)."""
+    if not _POSIX:
+        with _thread_lock:
+            yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as error:
+        raise TokenFileError(
+            f"Cannot lock the folder {folder}: {_reason(error)}.", folder
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_atomically(path: str, data: dict[str, Any]) -> None:
+    folder, name = os.path.split(path)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise TokenFileError(
+            f"Cannot write {path}: the folder is not writable ({_reason(error)}).", path
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            if _POSIX:
+                os.fchmod(file.fileno(), FILE_MODE)
+            json.dump(data, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise TokenFileError(f"Cannot write {path}: {_reason(error)}.", path) from None
+        raise
+    if _POSIX:
+        try:
+            dir_fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+
+def _write_target(path: str) -> str:
+    """The file a write to ``path`` lands in: the target of a symbolic link."""
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        raise TokenFileError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; remove the link or create its target.",
+            path,
+        )
+    return target
+
+
+def edit_secret_file(path: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+    """Change the JSON object in ``path`` under a lock, atomically.
+
+    ``edit`` gets the current object (empty where the file does not exist) and
+    returns the new one, or ``None`` for no change. It may raise to refuse; the
+    file is then untouched. A new object that is empty removes the file (a
+    symbolic link is kept, and its target emptied to ``{}``). A symbolic link
+    is written through, to its target, and stays a link.
+
+    Returns:
+        Whether the file was changed.
+
+    Raises:
+        TokenFileError: the file is corrupt (it is never overwritten), or the
+            folder cannot be created or written.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    target = _write_target(path)
+    folder = os.path.dirname(target)
+    _make_folders(folder)
+    with _folder_lock(folder):
+        current = read_secret_file(target, check_mode=False)
+        new = edit(dict(current or {}))
+        if new is None or new == (current or {}):
+            return False
+        if not new and target == path:
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                return False
+            except OSError as error:
+                raise TokenFileError(f"Cannot remove {target}: {_reason(error)}.", target) from None
+            return True
+        _write_atomically(target, new)
+        return True

@@ -1,0 +1,125 @@
+"""Addresses: the auth server's pages, and what a URL says about where it goes.
+
+Pure string work, no I/O. URLs are parsed with urllib3's own parser, the one
+that decides where urllib3 (and so requests) actually connects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+__all__ = [
+    "DEFAULT_SERVER_ADDRESS",
+    "Origin",
+    "new_token_url",
+    "normalize_server_address",
+    "parse_origin",
+    "server_netloc",
+    "token_page_url",
+    "user_cache_url",
+]
+
+DEFAULT_SERVER_ADDRESS = "https://global.daf-apis.com"
+"""The global CAVE auth server, CAVEclient's default."""
+
+_CREATE_TOKEN_PATH = "/auth/api/v1/create_token"
+_TOKENS_PAGE_PATH = "/sticky_auth/settings/tokens"
+_USER_CACHE_PATH = "/auth/api/v1/user/cache"
+
+
+class Origin(NamedTuple):
+    """Where a URL goes: what the token's scope and file names are decided on."""
+
+    scheme: str
+    """Lower case, e.g. ``"https"``."""
+    host: str
+    """Lower case, without a trailing dot; an IPv6 address keeps its brackets."""
+    port: int | None
+    """The port written in the URL, if any."""
+
+    @property
+    def netloc(self) -> str:
+        """``host`` or ``host:port``, as written (an explicit default port is kept)."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the host is ``localhost``, in ``127.0.0.0/8`` or ``::1``."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+def parse_origin(url: str) -> Origin | None:
+    """The scheme, host and port a URL goes to, or ``None`` if it names no host.
+
+    User info (``user:password@``) is dropped: it never decides where a request goes.
+    """
+    try:
+        parsed = parse_url(url)
+    except (LocationParseError, ValueError, TypeError):
+        return None
+    if not parsed.scheme or not parsed.host:
+        return None
+    host = parsed.host.lower()
+    if host.endswith(".") and len(host) > 1:
+        host = host[:-1]
+    return Origin(parsed.scheme.lower(), host, parsed.port)
+
+
+def normalize_server_address(server_address: str | None) -> str:
+    """The auth server's base URL: ``https://`` added where there is no scheme.
+
+    ``None`` gives :data:`DEFAULT_SERVER_ADDRESS`. A trailing slash is dropped.
+
+    Raises:
+        ValueError: the address names no host, or not over http(s).
+    """
+    if server_address is None:
+        return DEFAULT_SERVER_ADDRESS
+    if not isinstance(server_address, str):
+        raise TypeError(
+            f"server_address must be a URL string, not {type(server_address).__name__}."
+        )
+    address = server_address.strip()
+    if "://" not in address:
+        address = "https://" + address
+    origin = parse_origin(address)
+    if origin is None or origin.scheme not in ("http", "https"):
+        raise ValueError(
+            f"server_address {server_address!r} is not an http(s) URL with a host, "
+            f"such as {DEFAULT_SERVER_ADDRESS!r}."
+        )
+    return address.rstrip("/")
+
+
+def server_netloc(server_address: str | None) -> str:
+    """The netloc of the auth server, as CAVEclient names its server file after it."""
+    origin = parse_origin(normalize_server_address(server_address))
+    assert origin is not None  # normalize_server_address checked it
+    return origin.netloc
+
+
+def new_token_url(server_address: str | None = None) -> str:
+    """The page that creates a new token (it may invalidate the previous one)."""
+    return normalize_server_address(server_address) + _CREATE_TOKEN_PATH
+
+
+def token_page_url(server_address: str | None = None) -> str:
+    """The page that lists the tokens you already have."""
+    return normalize_server_address(server_address) + _TOKENS_PAGE_PATH
+
+
+def user_cache_url(server_address: str | None = None) -> str:
+    """The JSON description of the token's user, what services check a token with."""
+    return normalize_server_address(server_address) + _USER_CACHE_PATH

@@ -1,0 +1,301 @@
+"""Fixtures: an isolated home, and real HTTP services on loopback.
+
+- ``isolated_home`` (autouse): ``HOME`` and ``CLOUD_VOLUME_DIR`` point into
+  ``tmp_path``; ``CAVE_TOKEN``, ``NETRC`` and proxy settings are cleared. No test
+  reads or writes the real home.
+- ``service``: a Flask app protected by the real ``middle_auth_client``
+  decorators (tokens checked locally through ``setPermissionLookupOverride``),
+  with an echo endpoint and a redirect endpoint. It listens on ``127.0.0.1``;
+  ``service.url(path, host="localhost")`` reaches it under another host name,
+  which requests treats as another host. ``tls_service`` is its https twin
+  (a trustme certificate for localhost, 127.0.0.1 and ::1), which also serves
+  the login page that middle_auth_client redirects browser-like requests to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+from middle_auth_client import decorators as mac
+from werkzeug.serving import make_server
+
+from cave_requests_auth import tokens
+
+VALID_TOKEN = "0123456789abcdef0123456789abcdef"
+OTHER_TOKEN = "fedcba9876543210fedcba9876543210"
+TOS_TOKEN = "70570570570570570570570570570570"
+PLAIN_TOKEN = "11111111111111111111111111111111"  # a user without permissions
+INVALID_TOKEN = "deadbeefdeadbeefdeadbeefdeadbeef"
+
+USERS: dict[str, dict[str, Any]] = {
+    VALID_TOKEN: {
+        "id": 1,
+        "name": "Ada",
+        "email": "ada@example.org",
+        "admin": False,
+        "groups": ["lab"],
+        "datasets_admin": [],
+        "permissions_v2": {"minnie": ["view"]},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [],
+    },
+    OTHER_TOKEN: {
+        "id": 2,
+        "name": "Grace",
+        "email": "grace@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {"minnie": ["view"]},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [],
+    },
+    TOS_TOKEN: {
+        "id": 3,
+        "name": "Tess",
+        "email": "tess@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [{"dataset_name": "minnie", "tos_id": 7, "tos_name": "MICrONS Terms"}],
+    },
+    PLAIN_TOKEN: {
+        "id": 4,
+        "name": "Pat",
+        "email": "pat@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {},
+        "permissions_v2_ignore_tos": {},
+        "missing_tos": [],
+    },
+}
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLOUD_VOLUME_DIR", str(home / ".cloudvolume"))
+    for name in ("CAVE_TOKEN", "NETRC", "NO_COLOR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setattr(tokens, "_warned_deprecated", set())
+    return home
+
+
+@pytest.fixture
+def secrets(isolated_home: Path) -> Path:
+    """The default secrets folder, ``$CLOUD_VOLUME_DIR/secrets`` (not created)."""
+    return isolated_home / ".cloudvolume" / "secrets"
+
+
+def write_secret(path: Path, data: Any, mode: int = 0o600) -> Path:
+    """Write ``data`` as JSON (or ``str``/``bytes`` as they are) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    elif isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_text(json.dumps(data))
+    os.chmod(path, mode)
+    return path
+
+
+class Service:
+    """A running loopback HTTP service; ``seen`` holds every request it answered."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.scheme = "http"
+        self.ca_file = ""
+        self.seen: list[dict[str, Any]] = []
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    @property
+    def login_url(self) -> str:
+        """Where middle_auth_client sends a request without a token (https twin)."""
+        return f"https://{mac.STICKY_AUTH_URL}/api/v1/authorize"
+
+    @property
+    def create_token_url(self) -> str:
+        """The create-token page of the auth server the realm names."""
+        return f"https://{mac.STICKY_AUTH_URL.split('/')[0]}/auth/api/v1/create_token"
+
+    def redirect(self, to: str, status: int = 302, host: str = "127.0.0.1") -> str:
+        """A URL on this service that answers ``status`` with ``Location: to``."""
+        from urllib.parse import quote
+
+        return self.url(f"/redirect/{status}?to={quote(to, safe='')}", host)
+
+
+def _lookup_user(token: str) -> dict[str, Any] | None:
+    return USERS.get(token)
+
+
+def make_app(service: Service) -> flask.Flask:
+    app = flask.Flask("cave-test-service")
+
+    @app.before_request
+    def record() -> None:
+        request = flask.request
+        service.seen.append(
+            {
+                "host": request.host,
+                "path": request.path,
+                "headers": dict(request.headers),
+                "cookies": dict(request.cookies),
+            }
+        )
+
+    @app.route("/echo", methods=["GET", "POST", "PUT"])
+    def echo() -> Any:
+        request = flask.request
+        return {
+            "method": request.method,
+            "host": request.host,
+            "headers": dict(request.headers),
+            "cookies": dict(request.cookies),
+            "body": request.get_data().decode("latin-1"),
+        }
+
+    @app.route("/redirect/<int:status>", methods=["GET", "POST", "PUT"])
+    def redirect(status: int) -> Any:
+        return flask.redirect(flask.request.args["to"], code=status)
+
+    @app.route("/api/data", methods=["GET", "POST", "PUT"])
+    @mac.auth_required
+    def data() -> Any:
+        return {
+            "user": flask.g.auth_user["name"],
+            "body": flask.request.get_data().decode("latin-1"),
+        }
+
+    @app.route("/auth/api/v1/user/cache")
+    @mac.auth_required
+    def user_cache() -> Any:
+        return flask.g.auth_user
+
+    @app.route("/api/minnie/view")
+    @mac.auth_requires_permission("view", dataset="minnie")
+    def minnie_view() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/minnie/edit")
+    @mac.auth_requires_permission("edit", dataset="minnie")
+    def minnie_edit() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/minnie/admin")
+    @mac.auth_requires_dataset_admin(dataset="minnie")
+    def minnie_admin() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/superadmin")
+    @mac.auth_requires_admin
+    def superadmin() -> Any:
+        return {"ok": True}
+
+    @app.route("/sticky_auth/api/v1/authorize")
+    def login_page() -> Any:
+        return "<html><body>Log in with Google</body></html>"
+
+    @app.route("/always401", methods=["GET", "POST", "PUT"])
+    def always_401() -> Any:
+        flask.request.get_data()
+        response = flask.jsonify(
+            {"error": "invalid_token", "message": "Unauthorized - Token is Invalid or Expired"}
+        )
+        response.status_code = 401
+        return response
+
+    @app.route("/always403")
+    def always_403() -> Any:
+        return flask.Response("Requires membership of group: lab", 403)
+
+    return app
+
+
+def _serve(app: flask.Flask, ssl_context: Any = None) -> tuple[Any, threading.Thread]:
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+def _services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Service]]:
+    """The http service and its https twin, which also serves the login page.
+
+    middle_auth_client redirects browser-like requests to
+    ``https://localhost:<tls port>/sticky_auth/api/v1/authorize``, so a
+    followed login redirect stays on loopback.
+    """
+    import trustme
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    authority = trustme.CA()
+    certificate = authority.issue_cert("localhost", "127.0.0.1", "::1")
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certificate.configure_cert(context)
+
+    plain, tls = Service(0), Service(0)
+    tls.scheme = "https"
+    tls.ca_file = str(ca_file)
+    tls_server, tls_thread = _serve(make_app(tls), context)
+    tls.port = tls_server.server_port
+    server, thread = _serve(make_app(plain))
+    plain.port = server.server_port
+
+    old_sticky = mac.STICKY_AUTH_URL
+    mac.STICKY_AUTH_URL = f"localhost:{tls.port}/sticky_auth"
+    mac.setPermissionLookupOverride(_lookup_user)
+    try:
+        yield plain, tls
+    finally:
+        for running, running_thread in ((server, thread), (tls_server, tls_thread)):
+            running.shutdown()
+            running_thread.join(5)
+        mac.STICKY_AUTH_URL = old_sticky
+        mac.setPermissionLookupOverride(None)
+
+
+@pytest.fixture
+def service(_services: tuple[Service, Service]) -> Service:
+    """The middle_auth_client service over plain http on loopback."""
+    return _services[0]
+
+
+@pytest.fixture
+def tls_service(_services: tuple[Service, Service]) -> Service:
+    """The same service over https; pass ``verify=tls_service.ca_file``."""
+    return _services[1]
+
+
+@pytest.fixture
+def seen(service: Service) -> list[dict[str, Any]]:
+    """The requests the service answers during this test."""
+    service.seen.clear()
+    return service.seen
