@@ -53,8 +53,6 @@ def _host_patterns(hosts: Iterable[str] | None) -> tuple[frozenset[str], tuple[s
     """``(exact names, wildcard suffixes)`` from ``hosts=``, checked."""
     if hosts is None:
         return None
-    if isinstance(hosts, (str, bytes)):
-        raise TypeError(f"hosts must be a list of host names, such as [{hosts!r}], not a string.")
     exact: set[str] = set()
     suffixes: list[str] = []
     for entry in hosts:
@@ -157,6 +155,10 @@ class CAVETokenAuth(AuthBase):
         self.token_file = None if token_file is None else os.fspath(token_file)
         self.token_key = token_key
         self.secrets_dir = None if secrets_dir is None else os.fspath(secrets_dir)
+        if isinstance(hosts, (str, bytes)):
+            raise TypeError(
+                f"hosts must be a list of host names, such as [{hosts!r}], not a string."
+            )
         self.hosts = None if hosts is None else list(hosts)
         self._patterns = _host_patterns(self.hosts)
         self.cookie = bool(cookie)

@@ -129,7 +129,7 @@ def cmd_login(io: _Output, args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    token = check_token(_read_token("Token: "), "what was pasted")
+    token = check_token(_read_token("Token: "), "standard input")
     if args.verify:
         user = whoami(CAVETokenAuth(token, server_address=args.server), args.server)
         io.say(f"The token belongs to {_describe_user(user)}.")
@@ -138,10 +138,11 @@ def cmd_login(io: _Output, args: argparse.Namespace) -> int:
 
 
 def cmd_save(io: _Output, args: argparse.Namespace) -> int:
-    given = args.token
-    if given is None or given == "-":
-        given = _read_token("Token: ")
-    _save(io, args, check_token(given, "the token given to save"))
+    if args.token is None or args.token == "-":
+        token = check_token(_read_token("Token: "), "standard input")
+    else:
+        token = check_token(args.token, "the command line")
+    _save(io, args, token)
     return 0
 
 

@@ -146,8 +146,8 @@ def check_token(value: object, source: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidTokenError(
-            f"The token from {source} is a {type(value).__name__}, not a string; "
-            "pass the token as text."
+            f"The token is a {type(value).__name__}, not a string (from {source}); "
+            "give the token as text."
         )
     token = value.strip()
     if _BEARER_TOKEN.fullmatch(token) and len(token) <= MAX_TOKEN_LENGTH:
@@ -163,8 +163,8 @@ def check_token(value: object, source: object) -> str:
     else:
         problem = "has a character a bearer token cannot have (such as ';' or ',')"
     raise InvalidTokenError(
-        f"The token from {source} {problem}; copy the token again, exactly as the "
-        "create-token page shows it."
+        f"The token {problem} (from {source}); copy the token again, exactly as "
+        "the create-token page shows it."
     )
 
 
@@ -405,7 +405,7 @@ def save_token(
         TokenFileError: a file holds a different token and ``overwrite`` is
             false, a file is corrupt, or a folder is not writable.
     """
-    token = check_token(token, "the token to save")
+    token = check_token(token, "the token given to save_token")
     paths = _target_paths(server_address, token_file, secrets_dir, write_server_file)
 
     def put(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -299,3 +299,33 @@ def seen(service: Service) -> list[dict[str, Any]]:
     """The requests the service answers during this test."""
     service.seen.clear()
     return service.seen
+
+
+@pytest.fixture
+def read_only() -> Iterator[Any]:
+    """Make a folder read-only for this test, even when the tests run as root.
+
+    Root ignores permission bits, so for root the folder is made immutable
+    (``chattr +i``); where that is not possible the test is skipped.
+    """
+    import subprocess
+
+    made: list[tuple[Path, int]] = []
+
+    def make(folder: Path) -> Path:
+        made.append((folder, folder.stat().st_mode & 0o777))
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            return folder
+        result = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if result.returncode != 0:
+            pytest.skip(
+                "running as root, and chattr +i is not available to make a folder read-only"
+            )
+        return folder
+
+    yield make
+    for folder, mode in reversed(made):
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+        folder.chmod(mode)

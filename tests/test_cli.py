@@ -1,0 +1,294 @@
+"""``cave-auth``, through ``main(argv)`` and once as ``python -m`` in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+
+from cave_requests_auth.cli import main
+
+MASKED = f"{VALID_TOKEN[:4]}…{VALID_TOKEN[-4:]}"
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
+) -> tuple[int, str, str]:
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        code = main(list(argv))
+    finally:
+        sys.stdin = sys.__stdin__
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class TestStatus:
+    def test_no_token(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        code, out, _ = run(capsys, "status")
+        assert code == 1
+        assert "No token found" in out
+        assert str(secrets / "cave-secret.json") in out
+        assert "$CAVE_TOKEN" in out
+        assert "https://global.daf-apis.com/auth/api/v1/create_token" in out
+
+    def test_found_in_default_file(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, err = run(capsys, "status")
+        assert code == 0
+        assert MASKED in out
+        assert str(path) in out
+        assert VALID_TOKEN not in out + err
+
+    def test_url_picks_the_host_file(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        path = write_secret(secrets / "minnie.example.org-cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, _ = run(capsys, "status", "https://minnie.example.org/segmentation/api")
+        assert code == 0
+        assert str(path) in out
+        assert f"{OTHER_TOKEN[:4]}…{OTHER_TOKEN[-4:]}" in out
+
+    def test_environment(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
+        code, out, _ = run(capsys, "status")
+        assert code == 0
+        assert "CAVE_TOKEN environment variable" in out
+
+    def test_mode_and_deprecation_warnings(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path
+    ) -> None:
+        path = write_secret(secrets / "chunkedgraph-secret.json", {"token": VALID_TOKEN}, 0o644)
+        code, _, err = run(capsys, "status")
+        assert code == 0
+        assert f"{path} can be read or written by other users (mode 0644)" in err
+        assert "deprecated" in err
+
+    def test_corrupt_file_is_one_sentence(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", '{"token": "' + VALID_TOKEN)
+        code, out, err = run(capsys, "status")
+        assert code == 1
+        assert err.startswith("cave-auth: error: ")
+        assert str(path) in err
+        assert "Traceback" not in err
+        assert VALID_TOKEN not in out + err
+
+
+class TestSave:
+    def test_from_standard_input(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        code, out, err = run(capsys, "save", "-", stdin=VALID_TOKEN + "\n")
+        assert code == 0
+        for name in ("cave-secret.json", "global.daf-apis.com-cave-secret.json"):
+            assert json.loads((secrets / name).read_text()) == {"token": VALID_TOKEN}
+            assert (secrets / name).stat().st_mode & 0o777 == 0o600
+            assert str(secrets / name) in out
+        assert MASKED in out
+        assert VALID_TOKEN not in out + err
+
+    def test_argument_and_server(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        code, _, _ = run(capsys, "save", VALID_TOKEN, "--server", "minnie.example.org")
+        assert code == 0
+        saved = json.loads((secrets / "minnie.example.org-cave-secret.json").read_text())
+        assert saved == {"token": VALID_TOKEN}
+
+    def test_replaces_an_older_token(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN, "other": "kept"})
+        code, _, _ = run(capsys, "save", VALID_TOKEN)
+        assert code == 0
+        saved = json.loads((secrets / "cave-secret.json").read_text())
+        assert saved == {"token": VALID_TOKEN, "other": "kept"}
+
+    def test_token_file_and_key(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        target = tmp_path / "elsewhere" / "my.json"
+        code, _, _ = run(
+            capsys, "save", VALID_TOKEN, "--token-file", str(target), "--token-key", "cave"
+        )
+        assert code == 0
+        assert json.loads(target.read_text()) == {"cave": VALID_TOKEN}
+
+    @pytest.mark.parametrize("bad", ["", "two words", "semi;colon", "ünïcode"])
+    def test_invalid_token_is_refused(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path, bad: str
+    ) -> None:
+        code, _, err = run(capsys, "save", "-", stdin=bad + "\n")
+        assert code == 1
+        assert err.startswith("cave-auth: error: The token ")
+        assert "(from standard input)" in err
+        assert not secrets.exists()
+
+    def test_warns_when_cave_token_wins(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CAVE_TOKEN", OTHER_TOKEN)
+        code, _, err = run(capsys, "save", VALID_TOKEN)
+        assert code == 0
+        assert "CAVE_TOKEN is set" in err
+
+    def test_read_only_folder(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, read_only: Any
+    ) -> None:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        read_only(folder)
+        code, _, err = run(capsys, "save", VALID_TOKEN, "--secrets-dir", str(folder))
+        assert code == 1
+        assert "Traceback" not in err
+        assert str(folder) in err
+
+
+class TestToken:
+    def test_prints_the_bare_token(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, _ = run(capsys, "token")
+        assert (code, out) == (0, VALID_TOKEN + "\n")
+
+    def test_none(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out, err = run(capsys, "token")
+        assert code == 1
+        assert out == ""
+        assert "No CAVE token found" in err
+
+
+class TestUsage:
+    def test_no_command(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, _, err = run(capsys)
+        assert code == 2
+        assert "usage:" in err
+
+    def test_bad_server(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, _, err = run(capsys, "status", "--server", "ftp://x.org")
+        assert code == 2
+        assert "server_address" in err
+        assert "Traceback" not in err
+
+    @pytest.mark.parametrize("command", ["login", "save", "status", "token", "whoami", "logout"])
+    def test_help_has_an_example(self, capsys: pytest.CaptureFixture[str], command: str) -> None:
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0
+        assert "example: " in out
+        assert "--secrets-dir" in out
+
+
+class TestWhoami:
+    def test_shows_the_user(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, _ = run(capsys, "whoami", "--server", service.url(""))
+        assert code == 0
+        assert "Ada <ada@example.org>, user id 1" in out
+
+    def test_refused_token(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
+        code, _, err = run(capsys, "whoami", "--server", service.url(""))
+        assert code == 1
+        assert "invalid or expired" in err
+        assert service.create_token_url in err
+        assert INVALID_TOKEN not in err
+
+    def test_unreachable_server(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, _, err = run(capsys, "whoami", "--server", "http://127.0.0.1:9")
+        assert code == 1
+        assert "cannot reach http://127.0.0.1:9" in err
+        assert "Traceback" not in err
+
+
+class TestLoginAndLogout:
+    def test_login_from_standard_input(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        server = service.url("")
+        code, out, err = run(capsys, "login", "--server", server, stdin=VALID_TOKEN + "\n")
+        assert code == 0
+        assert f"{server}/auth/api/v1/create_token" in out
+        assert "may invalidate" in out
+        assert "Ada" in out
+        assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+        assert VALID_TOKEN not in out + err
+
+    def test_login_existing_shows_the_tokens_page(
+        self, capsys: pytest.CaptureFixture[str], service: Service
+    ) -> None:
+        server = service.url("")
+        code, out, _ = run(capsys, "login", "--existing", "--server", server, stdin=VALID_TOKEN)
+        assert code == 0
+        assert f"{server}/sticky_auth/settings/tokens" in out
+
+    def test_login_refused_token_is_not_saved(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        code, _, err = run(capsys, "login", "--server", service.url(""), stdin=INVALID_TOKEN)
+        assert code == 1
+        assert "invalid or expired" in err
+        assert not (secrets / "cave-secret.json").exists()
+
+    def test_login_no_verify(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
+        code, _, _ = run(
+            capsys, "login", "--server", "http://127.0.0.1:9", "--no-verify", stdin=VALID_TOKEN
+        )
+        assert code == 0
+        assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+
+    def test_login_with_empty_input(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, _, err = run(capsys, "login", "--no-verify", stdin="")
+        assert code == 1
+        assert "is empty" in err
+
+    def test_logout(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN, "other": "x"})
+        write_secret(secrets / "global.daf-apis.com-cave-secret.json", {"token": VALID_TOKEN})
+        monkeypatch.setenv("CAVE_TOKEN", OTHER_TOKEN)
+        code, out, err = run(capsys, "logout")
+        assert code == 0
+        assert json.loads((secrets / "cave-secret.json").read_text()) == {"other": "x"}
+        assert not (secrets / "global.daf-apis.com-cave-secret.json").exists()
+        assert "Removed the token" in out
+        assert "CAVE_TOKEN is set" in err
+        code, out, _ = run(capsys, "logout")
+        assert (code, out) == (0, "No saved token to remove.\n")
+
+
+def test_python_dash_m(isolated_home: Path) -> None:
+    """The module runs as a program, with the isolated HOME of the test."""
+    environment = {**os.environ, "HOME": str(isolated_home)}
+    saved = subprocess.run(
+        [sys.executable, "-m", "cave_requests_auth", "save", "-"],
+        input=VALID_TOKEN + "\n",
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert saved.returncode == 0, saved.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "cave_requests_auth", "status"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    assert MASKED in status.stdout
+    assert VALID_TOKEN not in saved.stdout + status.stdout + status.stderr
