@@ -8,6 +8,7 @@ The token is found as CAVEclient and CloudVolume find it (``~/.cloudvolume/secre
 or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
 """
 
+from .adapters import CAVEAuthAdapter
 from .answers import raise_for_auth
 from .auth import CAVETokenAuth
 from .errors import (
@@ -21,6 +22,7 @@ from .errors import (
     TokenFileModeWarning,
     TokenNotFoundError,
 )
+from .pool import CAVEPoolManager, auth_headers
 from .server import get_new_token, whoami
 from .tokens import (
     TokenSource,
@@ -37,8 +39,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_SERVER_ADDRESS",
     "AuthResponseError",
+    "CAVEAuthAdapter",
     "CAVEAuthError",
     "CAVEAuthWarning",
+    "CAVEPoolManager",
     "CAVETokenAuth",
     "DeprecatedTokenFileWarning",
     "InsecureTransportError",
@@ -48,6 +52,7 @@ __all__ = [
     "TokenNotFoundError",
     "TokenSource",
     "__version__",
+    "auth_headers",
     "delete_token",
     "find_token",
     "get_new_token",

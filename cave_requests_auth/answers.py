@@ -16,6 +16,7 @@ whose message says what happened, which token source was used, and what to do.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
 
     from .tokens import TokenSource
 
-__all__ = ["SENT_ATTRIBUTE", "Attachment", "describe_failure", "raise_for_auth"]
+__all__ = [
+    "SENT_ATTRIBUTE",
+    "Attachment",
+    "describe_failure",
+    "error_code",
+    "raise_for_auth",
+]
 
 SENT_ATTRIBUTE = "_cave_attachment"
 """The attribute of a ``PreparedRequest`` holding the :class:`Attachment` sent with it.
@@ -79,16 +86,23 @@ def _where(request: PreparedRequest | None) -> str:
     return f"{request.method} {target}"
 
 
-def _cave_error(response: Response) -> dict[str, Any] | None:
-    if "json" not in response.headers.get("Content-Type", ""):
+def _error_object(content_type: str, body: bytes) -> dict[str, Any] | None:
+    """The JSON error object of a CAVE answer: ``{"error": code, ...}``, or ``None``."""
+    if "json" not in content_type:
         return None
     try:
-        body = response.json()
+        data = json.loads(body)
     except ValueError:
         return None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data
     return None
+
+
+def error_code(content_type: str, body: bytes) -> str | None:
+    """The ``error`` code of a CAVE JSON answer (``"invalid_token"``, …), or ``None``."""
+    found = _error_object(content_type, body)
+    return None if found is None else str(found["error"])
 
 
 def _login_redirect(response: Response) -> tuple[Response, str] | None:
@@ -153,7 +167,11 @@ def describe_failure(response: Response) -> AuthResponseError | None:
         return AuthResponseError(message, code=code, response=response)
 
     status = response.status_code
-    body = _cave_error(response) if status in (400, 401, 403) else None
+    body = (
+        _error_object(response.headers.get("Content-Type", ""), response.content)
+        if status in (400, 401, 403)
+        else None
+    )
     code = body["error"] if body is not None else ""
     data = body.get("data") if body is not None else None
     data = data if isinstance(data, dict) else {}

@@ -299,9 +299,14 @@ class CAVETokenAuth(AuthBase):
 
     # -- reading the answer ------------------------------------------------------
 
-    def _reload(self, request: PreparedRequest, sent: Attachment) -> Attachment | None:
-        """A newer attachment for the request's origin, or ``None`` if the source is unchanged."""
-        key = _origin_key(str(request.url))
+    def reloaded(self, url: str, sent: Attachment) -> Attachment | None:
+        """After ``sent`` was refused: the token source's newer token for ``url``, if any.
+
+        Looks at the source again (another process may have saved a new token),
+        unless another thread already has. ``None`` where the token is unchanged
+        or can no longer be found.
+        """
+        key = _origin_key(url)
         current = self._attachments.get(key)
         if current is None or current.header == sent.header:
             try:
@@ -330,7 +335,7 @@ class CAVETokenAuth(AuthBase):
                 rewind_body(request)  # a seekable body, back to where it started
             except UnrewindableBodyError:
                 return None  # a generator or other one-shot body
-        newer = self._reload(request, sent)
+        newer = self.reloaded(str(request.url), sent)
         if newer is None:
             return None
         logger.info("CAVE token from %s was refused; retrying with %s.", sent.source, newer.source)
