@@ -47,6 +47,7 @@ logger = logging.getLogger("cave_requests_auth")
 COOKIE_NAME = "middle_auth_token"
 _MAX_CACHED_ORIGINS = 256
 _SKIP = Attachment(None, None)  # the auth does not apply: leave the request alone
+_NOT_CAVE_ANSWERS = ("forbidden", "unauthorized")  # a 401/403 without CAVE's JSON
 
 
 def _host_patterns(hosts: Iterable[str] | None) -> tuple[frozenset[str], tuple[str, ...]] | None:
@@ -355,15 +356,16 @@ class CAVETokenAuth(AuthBase):
         status = response.status_code
         if status < 300 or status >= 500 or (status < 400 and not response.is_redirect):
             return response
+        # The hook is registered on requests this auth prepared; requests copies
+        # it onto their redirect hops, which do not carry SENT_ATTRIBUTE.
         sent = response.request.__dict__.get(SENT_ATTRIBUTE)
-        if sent is None:
-            return response  # a redirect hop: not a request this auth prepared
-        retried = self._retry(response, sent, **kwargs)
-        if retried is not None:
-            response = retried
+        if sent is not None:
+            retried = self._retry(response, sent, **kwargs)
+            if retried is not None:
+                response = retried
         failure = describe_failure(response)
-        if failure is None:
-            return response
+        if failure is None or (sent is None and failure.code in _NOT_CAVE_ANSWERS):
+            return response  # a hop elsewhere (say, a pre-signed URL) refused: not ours
         if self.raise_on_auth_error:
             raise failure
         origin = parse_origin(str(response.request.url))

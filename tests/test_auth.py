@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
 
 from cave_requests_auth import (
     CAVETokenAuth,
@@ -17,6 +16,7 @@ from cave_requests_auth import (
     InvalidTokenError,
     TokenNotFoundError,
 )
+from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
 
 
 def echo(service: Service, auth: Any, host: str = "127.0.0.1", **kwargs: Any) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
 
 from cave_requests_auth.cli import main
+from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
 
 MASKED = f"{VALID_TOKEN[:4]}…{VALID_TOKEN[-4:]}"
 
@@ -292,3 +292,47 @@ def test_python_dash_m(isolated_home: Path) -> None:
     assert status.returncode == 0, status.stderr
     assert MASKED in status.stdout
     assert VALID_TOKEN not in saved.stdout + status.stdout + status.stderr
+
+
+def _read_until(fd: int, wanted: bytes, deadline: float) -> bytes:
+    """Read a pseudo-terminal until ``wanted`` shows up (or it closes)."""
+    import select
+    import time
+
+    seen = b""
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_login_in_a_terminal_hides_the_token(
+    isolated_home: Path, secrets: Path, service: Service
+) -> None:
+    """`cave-auth login` in a real pseudo-terminal: hidden prompt, token saved, never shown."""
+    import pty
+    import time
+
+    environment = {**os.environ, "HOME": str(isolated_home), "TERM": "dumb"}
+    argv = [sys.executable, "-m", "cave_requests_auth", "login", "--server", service.url("")]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, on the terminal
+        os.execve(sys.executable, argv, environment)
+    deadline = time.monotonic() + 60
+    screen = _read_until(fd, b"Token: ", deadline)
+    assert b"Token: " in screen
+    os.write(fd, VALID_TOKEN.encode() + b"\n")
+    screen += _read_until(fd, b"\x00never", deadline)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
+    assert b"The token belongs to Ada" in screen
+    assert VALID_TOKEN.encode() not in screen
+    assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
