@@ -129,7 +129,7 @@ def _auth_server(response: Response, attachment: Attachment | None) -> str | Non
 
 def _quote(text: str, attachment: Attachment | None) -> str:
     """Server text fit for a message: one line, short, and never the token."""
-    text = " ".join(text.split())
+    text = " ".join(text.split()).rstrip(".")
     if attachment is not None and attachment.source is not None:
         text = text.replace(attachment.source.token, "…")
     return text[:_MAX_QUOTE] + ("…" if len(text) > _MAX_QUOTE else "")
