@@ -55,13 +55,15 @@ class Attachment:
     ``source`` is ``None`` where no token was found and none was required.
     """
 
-    __slots__ = ("cookie", "header", "server_address", "source")
+    __slots__ = ("cookie", "header", "items", "server_address", "source")
 
     def __init__(self, source: TokenSource | None, server_address: str | None) -> None:
         self.source = source
         self.server_address = server_address
         self.header = None if source is None else f"Bearer {source.token}"
         self.cookie = None if source is None else f"middle_auth_token={source.token}"
+        # The entries of requests' header store, made once rather than per request.
+        self.items = (("Authorization", self.header), ("Cookie", self.cookie))
 
     def __repr__(self) -> str:
         return f"Attachment(source={self.source!r})"
@@ -69,7 +71,7 @@ class Attachment:
 
 def _attachment(response: Response) -> Attachment | None:
     for hop in (*response.history, response):
-        found = hop.request.__dict__.get(SENT_ATTRIBUTE) if hop.request else None
+        found = getattr(hop.request, SENT_ATTRIBUTE, None)
         if found is not None:
             return found  # type: ignore[no-any-return]
     return None

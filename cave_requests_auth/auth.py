@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from requests.auth import AuthBase
 from requests.exceptions import UnrewindableBodyError
+from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 
 from .answers import SENT_ATTRIBUTE, Attachment, describe_failure
@@ -47,6 +48,7 @@ logger = logging.getLogger("cave_requests_auth")
 COOKIE_NAME = "middle_auth_token"
 _MAX_CACHED_ORIGINS = 256
 _SKIP = Attachment(None, None)  # the auth does not apply: leave the request alone
+_RETRIED_ATTRIBUTE = "_cave_retried"  # on the one re-send a request may get
 _NOT_CAVE_ANSWERS = ("forbidden", "unauthorized")  # a 401/403 without CAVE's JSON
 
 
@@ -82,12 +84,10 @@ def _host_patterns(hosts: Iterable[str] | None) -> tuple[frozenset[str], tuple[s
 
 def _origin_key(url: str) -> str:
     """``scheme://authority`` of a URL: what the auth's decision depends on."""
-    start = url.find("://")
-    end = url.find("/", start + 3) if start >= 0 else -1
-    key = url if end < 0 else url[:end]
-    for stop in "?#":
-        if stop in key:
-            key = key[: key.index(stop)]
+    end = url.find("/", url.find("://") + 3)
+    key = url[:end] if end >= 0 else url
+    if "?" in key or "#" in key:  # no path: the authority ends at the query or fragment
+        key = key.split("?", 1)[0].split("#", 1)[0]
     return key
 
 
@@ -264,10 +264,7 @@ class CAVETokenAuth(AuthBase):
             TokenFileError: as a request to ``url`` would.
         """
         key = _origin_key(url)
-        attachment = self._attachments.get(key)
-        if attachment is None:
-            attachment = self._decide(key)
-        return attachment
+        return self._attachments.get(key) or self._decide(key)
 
     def headers_for(self, url: str) -> dict[str, str]:
         """The headers this auth adds to a request to ``url``: ``{}`` where none."""
@@ -282,18 +279,33 @@ class CAVETokenAuth(AuthBase):
     # -- attaching -------------------------------------------------------------
 
     def _attach(self, request: PreparedRequest, attachment: Attachment) -> None:
-        if attachment.header is not None:
+        header, cookie = attachment.header, attachment.cookie
+        if header is not None and cookie is not None:
             headers = request.headers
-            headers["Authorization"] = attachment.header
-            if self.cookie:
-                headers["Cookie"] = merge_cookie(headers.get("Cookie"), attachment.cookie or "")
-        request.__dict__[SENT_ATTRIBUTE] = attachment
+            if type(headers) is CaseInsensitiveDict:
+                # The hot path: requests' own store (lower-cased name -> (name, value)),
+                # without the KeyError that Mapping.get raises and catches for a
+                # missing header. Same effect as the public calls below.
+                store = headers._store  # type: ignore[attr-defined]
+                authorization_item, cookie_item = attachment.items
+                store["authorization"] = authorization_item
+                if self.cookie:
+                    old = store.get("cookie")
+                    store["cookie"] = (
+                        cookie_item if old is None else ("Cookie", merge_cookie(old[1], cookie))
+                    )
+            else:
+                headers["Authorization"] = header
+                if self.cookie:
+                    headers["Cookie"] = merge_cookie(headers.get("Cookie"), cookie)
+        setattr(request, SENT_ATTRIBUTE, attachment)  # not via __dict__, which would build one
         hooks = request.hooks["response"]
         if self._hook not in hooks:
             hooks.append(self._hook)
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        attachment = self.attachment_for(str(request.url))
+        key = _origin_key(request.url)  # type: ignore[arg-type]
+        attachment = self._attachments.get(key) or self._decide(key)
         if attachment is not _SKIP:
             self._attach(request, attachment)
         return request
@@ -324,7 +336,7 @@ class CAVETokenAuth(AuthBase):
             response.status_code != 401
             or sent.source is None
             or sent.source.kind == "explicit"
-            or request.__dict__.get("_cave_retried")
+            or getattr(request, _RETRIED_ATTRIBUTE, False)
         ):
             return None
         failure = describe_failure(response)
@@ -344,7 +356,7 @@ class CAVETokenAuth(AuthBase):
         response.close()
         retry = request.copy()
         self._attach(retry, newer)
-        retry.__dict__["_cave_retried"] = True
+        setattr(retry, _RETRIED_ATTRIBUTE, True)
         assert response.connection is not None
         new_response: Response = response.connection.send(retry, **kwargs)
         new_response.history.append(response)
@@ -358,7 +370,7 @@ class CAVETokenAuth(AuthBase):
             return response
         # The hook is registered on requests this auth prepared; requests copies
         # it onto their redirect hops, which do not carry SENT_ATTRIBUTE.
-        sent = response.request.__dict__.get(SENT_ATTRIBUTE)
+        sent = getattr(response.request, SENT_ATTRIBUTE, None)
         if sent is not None:
             retried = self._retry(response, sent, **kwargs)
             if retried is not None:
