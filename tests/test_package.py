@@ -1,0 +1,148 @@
+"""The package as users get it: its public names, its imports, its pages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cave_requests_auth
+from cave_requests_auth import (
+    DEFAULT_SERVER_ADDRESS,
+    AuthResponseError,
+    CAVEAuthError,
+    InsecureTransportError,
+    InvalidTokenError,
+    TokenFileError,
+    TokenNotFoundError,
+    get_new_token,
+    new_token_url,
+    token_page_url,
+)
+
+SPEC_NAMES = [
+    "CAVETokenAuth",
+    "CAVEAuthAdapter",
+    "CAVEPoolManager",
+    "auth_headers",
+    "find_token",
+    "load_token",
+    "save_token",
+    "delete_token",
+    "token_file_paths",
+    "new_token_url",
+    "token_page_url",
+    "get_new_token",
+    "whoami",
+    "raise_for_auth",
+    "CAVEAuthError",
+    "TokenNotFoundError",
+    "InvalidTokenError",
+    "TokenFileError",
+    "InsecureTransportError",
+    "AuthResponseError",
+    "DEFAULT_SERVER_ADDRESS",
+]
+
+
+def test_every_name_of_the_spec_is_exported() -> None:
+    for name in SPEC_NAMES:
+        assert name in cave_requests_auth.__all__
+        assert getattr(cave_requests_auth, name) is not None
+    assert set(cave_requests_auth.__all__) <= set(dir(cave_requests_auth))
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [
+        (TokenNotFoundError, LookupError),
+        (InvalidTokenError, ValueError),
+        (TokenFileError, OSError),
+        (InsecureTransportError, ValueError),
+        (AuthResponseError, __import__("requests").HTTPError),
+    ],
+)
+def test_error_tree(error: type[Exception], builtin: type[Exception]) -> None:
+    assert issubclass(error, CAVEAuthError)
+    assert issubclass(error, builtin)
+
+
+def test_token_file_error_reads_as_one_sentence() -> None:
+    error = TokenFileError("/x/cave-secret.json is empty; delete it.", "/x/cave-secret.json")
+    assert str(error) == "/x/cave-secret.json is empty; delete it."
+    assert error.path == "/x/cave-secret.json"
+
+
+def test_typed() -> None:
+    assert (Path(cave_requests_auth.__file__).parent / "py.typed").is_file()
+
+
+def test_imports_nothing_beyond_requests_and_the_standard_library() -> None:
+    code = "import sys, {0}; print('\\n'.join(sorted(sys.modules)))"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def modules(name: str) -> set[str]:
+        result = subprocess.run(
+            [sys.executable, "-c", code.format(name)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
+        return set(result.stdout.split())
+
+    extra = modules("cave_requests_auth") - modules("requests")
+    foreign = {
+        name
+        for name in extra
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and not name.startswith(("cave_requests_auth", "__editable__"))
+    }
+    assert foreign == set()
+    assert "cave_requests_auth.cli" not in extra  # the command's imports stay in the command
+
+
+class TestPages:
+    def test_default_server(self) -> None:
+        assert DEFAULT_SERVER_ADDRESS == "https://global.daf-apis.com"
+        assert new_token_url() == "https://global.daf-apis.com/auth/api/v1/create_token"
+        assert token_page_url() == "https://global.daf-apis.com/sticky_auth/settings/tokens"
+
+    @pytest.mark.parametrize(
+        "server", ["minnie.example.org", "https://minnie.example.org/", " minnie.example.org\n"]
+    )
+    def test_server_without_scheme_or_with_a_slash(self, server: str) -> None:
+        assert new_token_url(server) == "https://minnie.example.org/auth/api/v1/create_token"
+
+    @pytest.mark.parametrize("server", ["ftp://minnie.example.org", "https://", ""])
+    def test_bad_server(self, server: str) -> None:
+        with pytest.raises(ValueError, match="server_address"):
+            new_token_url(server)
+
+    def test_get_new_token_prints_the_steps(self, capsys: pytest.CaptureFixture[str]) -> None:
+        url = get_new_token("minnie.example.org")
+        out = capsys.readouterr().out
+        assert url == "https://minnie.example.org/auth/api/v1/create_token"
+        assert f"1. Go to {url}" in out
+        assert "may invalidate your previous one" in out
+        assert "https://minnie.example.org/sticky_auth/settings/tokens" in out
+        assert "save_token(" in out
+
+    def test_get_new_token_opens_the_browser_when_asked(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        opened = tmp_path / "opened"
+        browser = tmp_path / "browser"
+        browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+        browser.chmod(0o755)
+        monkeypatch.setenv("BROWSER", str(browser))
+        import webbrowser
+
+        monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER afresh
+        monkeypatch.setattr(webbrowser, "_browsers", {})
+        url = get_new_token(open=True)  # BROWSER's command runs to its end
+        capsys.readouterr()
+        assert opened.read_text().strip() == url
