@@ -27,7 +27,7 @@ from .errors import TokenFileError, TokenFileModeWarning
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["edit_secret_file", "read_secret_file"]
+__all__ = ["edit_secret_file", "json_type", "read_secret_file"]
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
@@ -38,6 +38,22 @@ _thread_lock = threading.Lock()  # for systems without flock
 
 def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages: ``"an array"``, ``"null"``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -72,7 +88,7 @@ def _parse(raw: bytes, path: str) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise TokenFileError(
-            f"{path} holds a JSON {type(data).__name__}, not an object such as "
+            f"{path} holds {json_type(data)}, not a JSON object such as "
             '{"token": "..."}; fix it, or delete it and save the token again.',
             path,
         )
@@ -113,6 +129,10 @@ def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | 
                 path,
             ) from None
         return None
+    except NotADirectoryError:
+        raise TokenFileError(
+            f"Cannot read {path}: a file is in the way of one of its folders.", path
+        ) from None
     except OSError as error:
         raise TokenFileError(f"Cannot read {path}: {_reason(error)}.", path) from None
     if check_mode:

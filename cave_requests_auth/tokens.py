@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import warnings
+from functools import partial
 from typing import Any
 
 from .errors import (
@@ -29,7 +30,7 @@ from .errors import (
     TokenFileError,
     TokenNotFoundError,
 )
-from .files import edit_secret_file, read_secret_file
+from .files import edit_secret_file, json_type, read_secret_file
 from .urls import (
     Origin,
     new_token_url,
@@ -210,17 +211,28 @@ def _origin_of(url_or_server: str | None) -> Origin | None:
     return parse_origin(url_or_server)
 
 
-def _token_in(data: dict[str, Any], path: str, key: str) -> TokenSource | None:
+def _stored(data: dict[str, Any], path: str, key: str) -> str | None:
+    """The string under ``key`` (``None`` if there is no such key).
+
+    Raises:
+        TokenFileError: anything but a string is there (the file is corrupt).
+    """
     if key not in data:
         return None
     value = data[key]
     if not isinstance(value, str):
-        what = "null" if value is None else f"a JSON {type(value).__name__}"
         raise TokenFileError(
-            f"{path} holds {what} under key {key!r}, not a token string; "
+            f"{path} holds {json_type(value)} under key {key!r}, not a token string; "
             "fix it, or delete it and save the token again.",
             path,
         )
+    return value
+
+
+def _token_in(data: dict[str, Any], path: str, key: str) -> TokenSource | None:
+    value = _stored(data, path, key)
+    if value is None:
+        return None
     source = TokenSource(value, "file", path, key)
     source.token = check_token(value, source)
     return source
@@ -264,9 +276,10 @@ def lookup(
         if found is None:
             problem = "does not exist" if data is None else f"has no key {token_key!r}"
             raise TokenNotFoundError(
-                f"The token file {path} {problem}; save a token there with "
-                f"`cave-auth save --token-file {path}`, or fix token_file=/token_key=.",
-                (path,),
+                f"No CAVE token found: $CAVE_TOKEN is not set and the token file {path} "
+                f"{problem}. Create a token at {new_token_url(server_address)} and save it "
+                f"with `cave-auth login --token-file {path}`.",
+                (f"${CAVE_TOKEN_ENV}", path),
             )
         return found
     server = None if server_address is None else server_netloc(server_address)
@@ -408,16 +421,10 @@ def save_token(
     token = check_token(token, "the token given to save_token")
     paths = _target_paths(server_address, token_file, secrets_dir, write_server_file)
 
-    def put(data: dict[str, Any]) -> dict[str, Any] | None:
-        old = data.get(token_key)
+    def put(data: dict[str, Any], path: str) -> dict[str, Any] | None:
+        old = _stored(data, path, token_key)
         if old == token:
             return None
-        if token_key in data and not isinstance(old, str):
-            raise TokenFileError(
-                f"{path} holds something other than a token under key {token_key!r}; "
-                "fix it, or delete it, and save again.",
-                path,
-            )
         if old is not None and not overwrite:
             raise TokenFileError(
                 f"{path} already holds a different token under key {token_key!r}; "
@@ -430,9 +437,9 @@ def save_token(
     for path in paths:  # refuse before writing anything
         current = read_secret_file(path, check_mode=False)
         if current is not None:
-            put(current)
+            put(current, path)
     for path in paths:
-        edit_secret_file(path, put)
+        edit_secret_file(path, partial(put, path=path))
     return paths
 
 
@@ -456,9 +463,14 @@ def delete_token(
     """
     paths = _target_paths(server_address, token_file, secrets_dir, write_server_file)
 
-    def drop(data: dict[str, Any]) -> dict[str, Any] | None:
-        if data.pop(token_key, None) is None:
+    def drop(data: dict[str, Any], path: str) -> dict[str, Any] | None:
+        if _stored(data, path, token_key) is None:
             return None
+        del data[token_key]
         return data
 
-    return [path for path in paths if os.path.lexists(path) and edit_secret_file(path, drop)]
+    removed = []
+    for path in paths:
+        if os.path.lexists(path) and edit_secret_file(path, partial(drop, path=path)):
+            removed.append(path)
+    return removed
