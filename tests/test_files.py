@@ -160,7 +160,7 @@ class TestAtomicWrite:
         ids=["replace-fails", "fsync-fails", "interrupted"],
     )
     def test_failure_mid_write_leaves_old_file_and_no_temporary(
-        self, secrets: Path, monkeypatch: pytest.MonkeyPatch, name: str, failure: BaseException
+        self, secrets: Path, name: str, failure: BaseException
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
         before = fingerprint(path)
@@ -168,11 +168,12 @@ class TestAtomicWrite:
         def fail(*args: Any, **kwargs: Any) -> None:
             raise failure
 
-        monkeypatch.setattr(os, name, fail)
         expected = TokenFileError if isinstance(failure, OSError) else KeyboardInterrupt
-        with pytest.raises(expected) as info:
-            save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
-        monkeypatch.undo()
+        # A patch of its own, undone after the save; undoing `monkeypatch` would restore HOME.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(os, name, fail)
+            with pytest.raises(expected) as info:
+                save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
         if isinstance(info.value, TokenFileError):
             assert info.value.path == str(path)
             assert str(path) in str(info.value)
