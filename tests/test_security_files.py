@@ -1,0 +1,476 @@
+"""Adversarial tests of the secret files: modes, faults mid-write, concurrent
+processes, corrupt files, links, readable files, read-only folders.
+
+Everything goes through real files under ``tmp_path`` and real processes. The
+few tests that look inside a write wrap a function the writer calls (the real
+one still runs) or make it fail once.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing
+import os
+import stat
+import sys
+import time
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+import _security_helpers as helpers
+import pytest
+import requests
+
+from cave_requests_auth import (
+    CAVETokenAuth,
+    TokenFileError,
+    TokenFileModeWarning,
+    find_token,
+    load_token,
+    save_token,
+)
+from cave_requests_auth import files as files_module
+from cave_requests_auth.cli import main
+from conftest import OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+
+SERVER_FILE = "global.daf-apis.com-cave-secret.json"
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every entry of ``folder``: name -> (inode, mtime, content) (links: not followed)."""
+    found = {}
+    for entry in sorted(folder.iterdir()):
+        status = os.lstat(entry)
+        content = entry.read_bytes() if entry.is_file() and not entry.is_symlink() else b""
+        found[entry.name] = (status.st_ino, status.st_mtime_ns, content)
+    return found
+
+
+def not_chained(error: BaseException) -> bool:
+    return error.__cause__ is None and (error.__suppress_context__ or error.__context__ is None)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
+def umask(request: pytest.FixtureRequest) -> Any:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+class TestSecretFiles:
+    """Cases 10-16."""
+
+    # -- 10: modes ---------------------------------------------------------------------
+
+    def test_saved_file_0600_and_every_created_folder_0700(
+        self, umask: int, isolated_home: Path, secrets: Path
+    ) -> None:
+        assert not (isolated_home / ".cloudvolume").exists()
+        home_mode = mode_of(isolated_home)
+        created: list[int] = []
+        at_rename: list[tuple[int, bool, bytes]] = []
+        real_mkstemp, real_replace = files_module.tempfile.mkstemp, files_module.os.replace
+
+        def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+            fd, name = real_mkstemp(*args, **kwargs)
+            created.append(stat.S_IMODE(os.fstat(fd).st_mode))  # the moment it exists
+            return fd, name
+
+        def replace(source: Any, target: Any, **kwargs: Any) -> None:
+            status = os.lstat(source)
+            same_folder = os.path.dirname(source) == os.path.dirname(target)
+            at_rename.append((stat.S_IMODE(status.st_mode), same_folder, Path(source).read_bytes()))
+            real_replace(source, target, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(files_module.tempfile, "mkstemp", mkstemp)
+            patch.setattr(files_module.os, "replace", replace)
+            written = save_token(VALID_TOKEN)
+
+        assert [Path(p).name for p in written] == ["cave-secret.json", SERVER_FILE]
+        assert created == [0o600, 0o600]
+        for mode, same_folder, content in at_rename:
+            assert (mode, same_folder) == (0o600, True)
+            assert json.loads(content) == {"token": VALID_TOKEN}  # complete before the rename
+        for path in written:
+            assert mode_of(Path(path)) == 0o600
+        assert mode_of(isolated_home / ".cloudvolume") == 0o700
+        assert mode_of(secrets) == 0o700
+        assert mode_of(isolated_home) == home_mode  # not made by the library: left alone
+
+    def test_deep_token_file_folders_are_0700(self, umask: int, tmp_path: Path) -> None:
+        path = tmp_path / "a" / "b" / "c" / "token.json"
+        outer_mode = mode_of(tmp_path)
+        save_token(VALID_TOKEN, token_file=path, write_server_file=False)
+        assert mode_of(path) == 0o600
+        for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+            assert mode_of(folder) == 0o700
+        assert mode_of(tmp_path) == outer_mode  # not made by the library: left alone
+
+    def test_a_readable_file_is_replaced_by_a_private_one(self, umask: int, secrets: Path) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN, "x": "1"}, 0o644)
+        save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert mode_of(path) == 0o600
+        assert json.loads(path.read_text()) == {"token": VALID_TOKEN, "x": "1"}
+
+    # -- 11: a fault mid-write ---------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "fault",
+        ["dump-half-then-ENOSPC", "dump-raises-interrupt", "fsync-EIO", "replace-EXDEV"],
+    )
+    def test_fault_mid_write_changes_nothing(self, secrets: Path, fault: str) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN, "keep": "me"})
+        before = listing(secrets)
+
+        def dump(data: Any, file: Any, **kwargs: Any) -> None:
+            file.write(json.dumps(data)[:7])  # a half-written file, then the disk is full
+            file.flush()
+            if fault == "dump-raises-interrupt":
+                raise KeyboardInterrupt
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def fail(*args: Any, **kwargs: Any) -> None:
+            raise OSError(errno.EIO if "fsync" in fault else errno.EXDEV, fault)
+
+        expected = KeyboardInterrupt if "interrupt" in fault else TokenFileError
+        # A patch of its own, undone before the checks; the test's monkeypatch also
+        # holds the isolated HOME, which must stay.
+        with pytest.MonkeyPatch.context() as patch:
+            if fault.startswith("dump"):
+                fake_json = types.SimpleNamespace(
+                    dump=dump, loads=json.loads, JSONDecodeError=json.JSONDecodeError
+                )
+                patch.setattr(files_module, "json", fake_json)
+            else:
+                patch.setattr(os, "fsync" if "fsync" in fault else "replace", fail)
+            with pytest.raises(expected) as info:
+                save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+
+        assert listing(secrets) == before  # same inode, same bytes, no temporary file
+        if isinstance(info.value, TokenFileError):
+            assert info.value.path == str(path)
+            assert str(path) in str(info.value)
+            assert not_chained(info.value)
+        # The lock was released: the next save goes through.
+        save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert json.loads(path.read_text()) == {"token": VALID_TOKEN, "keep": "me"}
+
+    def test_fault_in_the_second_file_leaves_the_first_written_and_no_temporary(
+        self, secrets: Path
+    ) -> None:
+        calls = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            calls.append(fd)
+            if len(calls) == 3:  # file 1, its folder, then file 2
+                raise OSError(errno.EIO, "I/O error")
+            real_fsync(fd)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(os, "fsync", fsync)
+            with pytest.raises(TokenFileError) as info:
+                save_token(VALID_TOKEN)
+        assert info.value.path == str(secrets / SERVER_FILE)
+        assert [entry.name for entry in secrets.iterdir()] == ["cave-secret.json"]
+
+    # -- 12: concurrent processes ----------------------------------------------------------
+
+    def test_processes_save_different_keys_at_once(
+        self, secrets: Path, isolated_home: Path
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"seed": VALID_TOKEN})
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        environment = {
+            "HOME": str(isolated_home),
+            "CLOUD_VOLUME_DIR": os.environ["CLOUD_VOLUME_DIR"],
+        }
+        start, stop, results = context.Event(), context.Event(), context.Queue()
+        writers = [
+            context.Process(target=helpers.save_keys, args=(environment, n, 20, start))
+            for n in range(6)
+        ]
+        readers = [
+            context.Process(target=helpers.read_until, args=(str(path), stop, results))
+            for _ in range(2)
+        ]
+        for process in (*readers, *writers):
+            process.start()
+        began = time.monotonic()
+        start.set()
+        for writer in writers:
+            writer.join(30)
+        stop.set()
+        reports = [results.get(timeout=10) for _ in readers]
+        for reader in readers:
+            reader.join(10)
+        elapsed = time.monotonic() - began
+
+        assert [writer.exitcode for writer in writers] == [0] * 6
+        assert [reader.exitcode for reader in readers] == [0, 0]
+        data = json.loads(path.read_text())
+        assert set(data) == {"seed"} | {f"k{n}_{i}" for n in range(6) for i in range(20)}
+        assert set(data.values()) == {VALID_TOKEN}
+        assert mode_of(path) == 0o600
+        assert [entry.name for entry in secrets.iterdir()] == ["cave-secret.json"]
+        for reads, bad, examples, _, shrank in reports:
+            assert reads > 0
+            assert (bad, examples, shrank) == (0, [], 0)
+        assert max(sizes for *_, sizes, _ in reports) > 2  # the readers ran during the writes
+        assert elapsed < 30
+
+    # -- 13: corrupt files -------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "content",
+        [
+            pytest.param(b"", id="empty"),
+            pytest.param(b'{"token":', id="truncated"),
+            pytest.param(b'{"token": "' + VALID_TOKEN.encode(), id="truncated-in-token"),
+            pytest.param(b"[]", id="array"),
+            pytest.param(b"null", id="null"),
+            pytest.param(b'{"token": 123}', id="number"),
+            pytest.param(b'{"token": null}', id="null-value"),
+            pytest.param(
+                b"\xef\xbb\xbf" + json.dumps({"token": VALID_TOKEN}).encode(), id="UTF-8-BOM"
+            ),
+            pytest.param(
+                f'{{"token": "{OTHER_TOKEN}", "token": "{VALID_TOKEN}"}}'.encode(),
+                id="duplicate-keys",
+            ),
+            pytest.param(f'{{"token": "{VALID_TOKEN}"}} {{}}'.encode(), id="trailing-data"),
+            pytest.param(f'{{"token": "{VALID_TOKEN}\xff"}}'.encode("latin-1"), id="not-UTF-8"),
+        ],
+    )
+    def test_corrupt_file_is_a_typed_error_and_never_overwritten(
+        self,
+        secrets: Path,
+        service: Service,
+        seen: list[Any],
+        capsys: pytest.CaptureFixture[str],
+        content: bytes,
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", content)
+        before = listing(secrets)
+        errors: list[TokenFileError] = []
+        for attempt in (
+            lambda: find_token(),
+            lambda: load_token(),
+            lambda: requests.get(service.url("/echo"), auth=CAVETokenAuth()),
+            lambda: save_token(OTHER_TOKEN, overwrite=True, write_server_file=False),
+            lambda: save_token(OTHER_TOKEN, overwrite=True),
+        ):
+            with pytest.raises(TokenFileError) as info:
+                attempt()
+            errors.append(info.value)
+        assert seen == []
+        assert listing(secrets) == before
+        assert not (secrets / SERVER_FILE).exists()  # refused before writing anything
+        text = content.decode("utf-8", "replace").strip()
+        for error in errors:
+            assert error.path == str(path)
+            message = str(error)
+            assert str(path) in message
+            if len(text) >= 4 and text not in ("null",):  # a bare literal says nothing
+                assert text not in message.replace(str(path), "<path>")
+            assert VALID_TOKEN not in message
+            assert OTHER_TOKEN not in message
+            assert not_chained(error)
+            shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            assert VALID_TOKEN not in shown
+        code, out, err = run_cli(capsys, "status")
+        assert code == 1
+        assert str(path) in err
+        assert "Traceback" not in out + err
+        assert VALID_TOKEN not in out + err
+
+    # -- 14: symbolic links --------------------------------------------------------------
+
+    @pytest.fixture
+    def linked(self, secrets: Path, tmp_path: Path) -> tuple[Path, Path]:
+        target = write_secret(tmp_path / "real" / "token.json", {"token": OTHER_TOKEN, "x": "1"})
+        secrets.mkdir(parents=True)
+        link = secrets / "cave-secret.json"
+        link.symlink_to(os.path.relpath(target, secrets))
+        return link, target
+
+    def test_link_loads_and_save_writes_the_target(self, linked: tuple[Path, Path]) -> None:
+        link, target = linked
+        pointed = os.readlink(link)
+        assert find_token().token == OTHER_TOKEN
+        # The spec allows writing the target or refusing; this library writes it.
+        save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert json.loads(target.read_text()) == {"token": VALID_TOKEN, "x": "1"}
+        assert mode_of(target) == 0o600
+        assert link.is_symlink()
+        assert os.readlink(link) == pointed
+        assert find_token().token == VALID_TOKEN
+
+    def test_chain_of_links(self, linked: tuple[Path, Path], tmp_path: Path) -> None:
+        link, target = linked
+        middle = tmp_path / "middle.json"
+        middle.symlink_to(target)
+        link.unlink()
+        link.symlink_to(middle)
+        save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert link.is_symlink()
+        assert middle.is_symlink()
+        assert os.readlink(link) == str(middle)
+        assert json.loads(target.read_text())["token"] == VALID_TOKEN
+
+    def test_link_into_a_read_only_folder_is_refused_and_kept(
+        self, linked: tuple[Path, Path], read_only: Any
+    ) -> None:
+        link, target = linked
+        read_only(target.parent)
+        with pytest.raises(TokenFileError) as info:
+            save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert str(target) in str(info.value) or str(link) in str(info.value)
+        assert link.is_symlink()
+        assert json.loads(target.read_text())["token"] == OTHER_TOKEN
+
+    @pytest.mark.parametrize("kind", ["dangling", "loop"])
+    def test_broken_link_is_a_clear_error(self, secrets: Path, tmp_path: Path, kind: str) -> None:
+        secrets.mkdir(parents=True)
+        link = secrets / "cave-secret.json"
+        gone = tmp_path / "gone" / "token.json"
+        link.symlink_to(gone if kind == "dangling" else link)
+        for attempt in (
+            lambda: find_token(),
+            lambda: save_token(VALID_TOKEN, write_server_file=False),
+            lambda: save_token(VALID_TOKEN, overwrite=True, write_server_file=False),
+        ):
+            with pytest.raises(TokenFileError) as info:
+                attempt()
+            assert info.value.path == str(link)
+            assert str(link) in str(info.value)
+            assert not_chained(info.value)
+        if kind == "dangling":
+            assert "does not exist" in str(info.value)
+        assert link.is_symlink()
+        assert not gone.parent.exists()
+        assert [entry.name for entry in secrets.iterdir()] == ["cave-secret.json"]
+
+    def test_linked_secrets_folder(self, secrets: Path, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        secrets.parent.mkdir(parents=True)
+        secrets.symlink_to(elsewhere)
+        save_token(VALID_TOKEN, write_server_file=False)
+        assert secrets.is_symlink()
+        assert json.loads((elsewhere / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+        assert find_token().token == VALID_TOKEN
+
+    # -- 15: readable token files ----------------------------------------------------------------
+
+    @pytest.mark.parametrize("mode", [0o604, 0o640, 0o644, 0o660, 0o666, 0o606, 0o620])
+    def test_readable_file_warns_naming_path_and_mode(
+        self, secrets: Path, service: Service, mode: int
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}, mode)
+        with pytest.warns(TokenFileModeWarning) as caught:
+            response = requests.get(service.url("/api/data"), auth=CAVETokenAuth())
+        assert response.status_code == 200
+        messages = [str(w.message) for w in caught if w.category is TokenFileModeWarning]
+        assert any(str(path) in m and f"{mode:04o}" in m for m in messages)
+        assert all(VALID_TOKEN not in m for m in messages)
+
+    @pytest.mark.parametrize("mode", [0o600, 0o400])
+    def test_private_file_gives_no_warning(
+        self, secrets: Path, recwarn: pytest.WarningsRecorder, mode: int
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}, mode)
+        assert find_token().token == VALID_TOKEN
+        assert [w for w in recwarn if issubclass(w.category, TokenFileModeWarning)] == []
+
+    def test_readable_target_of_a_link_warns(self, secrets: Path, tmp_path: Path) -> None:
+        target = write_secret(tmp_path / "token.json", {"token": VALID_TOKEN}, 0o644)
+        secrets.mkdir(parents=True)
+        (secrets / "cave-secret.json").symlink_to(target)
+        with pytest.warns(TokenFileModeWarning, match="0644"):
+            find_token()
+
+    # -- 16: read-only folders ------------------------------------------------------------------
+
+    def test_read_only_secrets_folder(
+        self, secrets: Path, read_only: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        read_only(secrets)
+        before = listing(secrets)
+        assert find_token().token == VALID_TOKEN
+        with pytest.raises(TokenFileError) as info:
+            save_token(OTHER_TOKEN, overwrite=True, write_server_file=False)
+        assert str(path) in str(info.value) or str(secrets) in str(info.value)
+        assert not_chained(info.value)
+        assert len(traceback.extract_tb(info.value.__traceback__)) < 15  # no recursion
+        for argv in (("save", OTHER_TOKEN), ("logout",)):
+            code, out, err = run_cli(capsys, *argv)
+            assert code == 1
+            assert "Traceback" not in out + err
+            assert err.startswith("cave-auth: error: ")
+            assert len(err.strip().splitlines()) == 1
+            assert str(secrets) in err
+        code, out, err = run_cli(capsys, "status")
+        assert code == 0
+        assert listing(secrets) == before
+
+    def test_home_without_cloudvolume_that_cannot_be_written(
+        self, isolated_home: Path, secrets: Path, read_only: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        read_only(isolated_home)
+        assert load_token() is None
+        code, out, err = run_cli(capsys, "status")
+        assert code == 1
+        assert str(secrets / "cave-secret.json") in out
+        with pytest.raises(TokenFileError) as info:
+            save_token(VALID_TOKEN)
+        assert str(isolated_home / ".cloudvolume") in str(info.value)
+        assert len(traceback.extract_tb(info.value.__traceback__)) < 15
+        code, out, err = run_cli(capsys, "save", VALID_TOKEN)
+        assert code == 1
+        assert "Traceback" not in out + err
+        assert err.startswith("cave-auth: error: ")
+        assert str(isolated_home / ".cloudvolume") in err
+        assert list(isolated_home.iterdir()) == []
+
+    def test_home_without_cloudvolume_is_made_on_save(self, isolated_home: Path) -> None:
+        assert load_token() is None
+        save_token(VALID_TOKEN)
+        assert load_token() == VALID_TOKEN
+        assert mode_of(isolated_home / ".cloudvolume") == 0o700
+
+    @pytest.mark.parametrize("kind", ["deep-under-read-only", "file-in-the-way"])
+    def test_secrets_folder_that_cannot_be_made(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: Any, kind: str
+    ) -> None:
+        top = tmp_path / "top"
+        top.mkdir()
+        if kind == "file-in-the-way":
+            (top / "a").write_text("not a folder")
+            base = top / "a" / "b"
+        else:
+            base = top.joinpath(*["d"] * 300)  # deeper than any recursion would go
+            read_only(top)
+        monkeypatch.setenv("CLOUD_VOLUME_DIR", str(base))
+        if kind == "deep-under-read-only":
+            assert load_token() is None
+        with pytest.raises(TokenFileError) as info:
+            save_token(VALID_TOKEN)
+        assert not_chained(info.value)
+        assert len(traceback.extract_tb(info.value.__traceback__)) < 15
+        assert str(top / ("a" if kind == "file-in-the-way" else "d")) in str(info.value)
