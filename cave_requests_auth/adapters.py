@@ -4,8 +4,15 @@
 handles redirects itself, stripping the header on a change of host and, where
 ``~/.netrc`` has an entry for the new URL, swapping in those credentials even
 on the same host. An adapter sees every request at the moment it is sent, each
-redirect hop included, so the token goes exactly where the mount says and the
-auth's rules allow, hop by hop, and a ``.netrc`` entry cannot replace it.
+redirect hop included, so a ``.netrc`` entry cannot replace the token.
+
+Which hops get it: requests makes every hop with ``PreparedRequest.copy()`` of
+the request it was first given, and the copies share that request's hooks. The
+adapter leaves a no-op hook there holding the first request's origin, and gives
+the token to a hop only where it goes to that same scheme, host and port (and
+through this adapter, i.e. under the mounted prefix). It attaches the token to a
+copy of what it sends, so the request requests copies its hops from never holds
+the token: a hop that leaves the prefix goes out bare.
 """
 
 from __future__ import annotations
@@ -15,11 +22,24 @@ from typing import TYPE_CHECKING, Any
 from requests.adapters import HTTPAdapter
 
 from .auth import CAVETokenAuth
+from .urls import origin_key, same_origin
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response
 
 __all__ = ["CAVEAuthAdapter"]
+
+
+class _FirstOrigin:
+    """A response hook that does nothing: it marks a chain of redirect hops."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, response: Response, **kwargs: Any) -> Response:
+        return response
 
 
 class CAVEAuthAdapter(HTTPAdapter):
@@ -44,5 +64,12 @@ class CAVEAuthAdapter(HTTPAdapter):
         return f"{type(self).__name__}({self.auth!r})"
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Attach the token (by the auth's rules for this URL), then send."""
-        return super().send(self.auth(request), *args, **kwargs)
+        """Send, with the token where the auth's rules and the redirect chain allow it."""
+        key = origin_key(request.url)  # type: ignore[arg-type]
+        hooks = request.hooks["response"]
+        first = next((hook for hook in hooks if type(hook) is _FirstOrigin), None)
+        if first is None:
+            hooks.append(_FirstOrigin(key))
+        elif not same_origin(key, first.key):
+            return super().send(request, *args, **kwargs)  # a hop to another origin
+        return super().send(self.auth(request.copy()), *args, **kwargs)

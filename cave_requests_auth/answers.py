@@ -69,12 +69,10 @@ class Attachment:
         return f"Attachment(source={self.source!r})"
 
 
-def _attachment(response: Response) -> Attachment | None:
-    for hop in (*response.history, response):
-        found = getattr(hop.request, SENT_ATTRIBUTE, None)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-    return None
+def _attachments(response: Response) -> list[Attachment]:
+    """What the auth attached along the way (a retry adds one), in order."""
+    found = (getattr(hop.request, SENT_ATTRIBUTE, None) for hop in (*response.history, response))
+    return [attachment for attachment in found if attachment is not None]
 
 
 def _where(request: PreparedRequest | None) -> str:
@@ -129,11 +127,9 @@ def _auth_server(response: Response, attachment: Attachment | None) -> str | Non
     return None if attachment is None else attachment.server_address
 
 
-def _quote(text: str, attachment: Attachment | None) -> str:
-    """Server text fit for a message: one line, short, and never the token."""
+def _quote(text: str) -> str:
+    """Server text fit for a message: one line, and short."""
     text = " ".join(text.split()).rstrip(".")
-    if attachment is not None and attachment.source is not None:
-        text = text.replace(attachment.source.token, "…")
     return text[:_MAX_QUOTE] + ("…" if len(text) > _MAX_QUOTE else "")
 
 
@@ -143,7 +139,8 @@ def describe_failure(response: Response) -> AuthResponseError | None:
     A failure is a 401, a CAVE ``bad_auth_header`` 400, a 403, or a redirect to
     the login page (followed or not).
     """
-    attachment = _attachment(response)
+    attachments = _attachments(response)
+    attachment = attachments[-1] if attachments else None  # the last token sent
     source = None if attachment is None else attachment.source
     token = f"the token from {source}" if source is not None else "no token"
     login = _login_redirect(response)
@@ -154,20 +151,47 @@ def describe_failure(response: Response) -> AuthResponseError | None:
         failing, server = response, _auth_server(response, attachment)
     create = f"Create a token at {new_token_url(server)} and save it with `cave-auth login`"
     where = _where(failing.request)
-    tos_form_url = None
 
     if login is not None:
-        if source is None:
-            code = "no_token"
-            message = f"{where} was redirected to the login page: no CAVE token was sent. {create}."
-        else:
-            code = "invalid_token"
-            message = (
-                f"{where} was redirected to the login page: the service did not "
-                f"accept {token}. {create}."
-            )
-        return AuthResponseError(message, code=code, response=response)
+        found: tuple[str, str, str | None] | None = _login_message(
+            where, token, create, source is None
+        )
+    else:
+        found = _explain(response, where, token, create, source is None)
+    if found is None:
+        return None
+    message, code, tos_form_url = found
+    # The parts above quote the server (its codes, names, URLs, realm); a server
+    # that echoes a token must not get it into a message or a log line.
+    for sent in attachments:
+        if sent.source is not None:
+            secret = sent.source.token
+            message = message.replace(secret, "…")
+            code = code.replace(secret, "…")
+            tos_form_url = tos_form_url and tos_form_url.replace(secret, "…")
+    return AuthResponseError(message, code=code, response=response, tos_form_url=tos_form_url)
 
+
+def _login_message(where: str, token: str, create: str, no_source: bool) -> tuple[str, str, None]:
+    """For a redirect to the login page: no token, or one the service did not accept."""
+    if no_source:
+        return (
+            f"{where} was redirected to the login page: no CAVE token was sent. {create}.",
+            "no_token",
+            None,
+        )
+    return (
+        f"{where} was redirected to the login page: the service did not accept {token}. {create}.",
+        "invalid_token",
+        None,
+    )
+
+
+def _explain(
+    response: Response, where: str, token: str, create: str, no_source: bool
+) -> tuple[str, str, str | None] | None:
+    """The message, code and terms-of-service URL for a refusal that is not a login redirect."""
+    tos_form_url = None
     status = response.status_code
     body = (
         _error_object(response.headers.get("Content-Type", ""), response.content)
@@ -179,7 +203,7 @@ def describe_failure(response: Response) -> AuthResponseError | None:
     data = data if isinstance(data, dict) else {}
 
     if status == 401 or code in ("no_token", "invalid_token"):
-        if code == "no_token" or source is None:
+        if code == "no_token" or no_source:
             code = code or "no_token"
             message = f"{where} was refused: no CAVE token was sent ({status} {code}). {create}."
         else:
@@ -222,12 +246,12 @@ def describe_failure(response: Response) -> AuthResponseError | None:
     else:
         code = code or "forbidden"
         said = body.get("message", "") if body is not None else response.text
-        said = _quote(str(said), attachment)
+        said = _quote(str(said))
         message = (
             f"{where} was refused (403 {code}){': ' + said if said else ''}. "
             f"The user of {token} may lack access; ask the dataset's admins."
         )
-    return AuthResponseError(message, code=code, response=response, tos_form_url=tos_form_url)
+    return message, code, tos_form_url
 
 
 def raise_for_auth(response: Response) -> None:

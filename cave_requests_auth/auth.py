@@ -34,7 +34,7 @@ from requests.utils import rewind_body
 from .answers import SENT_ATTRIBUTE, Attachment, describe_failure
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
 from .tokens import DEFAULT_TOKEN_KEY, check_token, lookup, secrets_folder
-from .urls import Origin, normalize_server_address, parse_origin
+from .urls import Origin, normalize_server_address, origin_key, parse_origin
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -82,15 +82,6 @@ def _host_patterns(hosts: Iterable[str] | None) -> tuple[frozenset[str], tuple[s
     return frozenset(exact), tuple(suffixes)
 
 
-def _origin_key(url: str) -> str:
-    """``scheme://authority`` of a URL: what the auth's decision depends on."""
-    end = url.find("/", url.find("://") + 3)
-    key = url[:end] if end >= 0 else url
-    if "?" in key or "#" in key:  # no path: the authority ends at the query or fragment
-        key = key.split("?", 1)[0].split("#", 1)[0]
-    return key
-
-
 def merge_cookie(existing: str | None, cookie: str) -> str:
     """A ``Cookie`` header value with ``cookie`` replacing any ``middle_auth_token``."""
     if not existing:
@@ -109,8 +100,9 @@ class CAVETokenAuth(AuthBase):
     Args:
         token: the token itself; otherwise it is looked up for each request's
             host (``CAVE_TOKEN``, then the secret files; see :func:`find_token`).
-        server_address: the auth server; its ``<netloc>-cave-secret.json`` is
-            searched, and its pages are named in messages.
+        server_address: the auth server (default :data:`DEFAULT_SERVER_ADDRESS`);
+            its ``<netloc>-cave-secret.json`` is searched before the default file,
+            and its pages are named in messages.
         token_file: read the token from this file only.
         token_key: the key in the JSON files (default ``"token"``).
         secrets_dir: the folder of the secret files.
@@ -210,7 +202,9 @@ class CAVETokenAuth(AuthBase):
             return True
         exact, suffixes = self._patterns
         host = origin.host.strip("[]")
-        return host in exact or any(
+        if host in exact:
+            return True
+        return not origin.is_ip and any(  # "*.0.0.1" is no pattern for 127.0.0.1
             host.endswith(suffix) and len(host) > len(suffix) for suffix in suffixes
         )
 
@@ -263,7 +257,7 @@ class CAVETokenAuth(AuthBase):
             InsecureTransportError, TokenNotFoundError, InvalidTokenError,
             TokenFileError: as a request to ``url`` would.
         """
-        key = _origin_key(url)
+        key = origin_key(url)
         return self._attachments.get(key) or self._decide(key)
 
     def headers_for(self, url: str) -> dict[str, str]:
@@ -304,7 +298,7 @@ class CAVETokenAuth(AuthBase):
             hooks.append(self._hook)
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        key = _origin_key(request.url)  # type: ignore[arg-type]
+        key = origin_key(request.url)  # type: ignore[arg-type]
         attachment = self._attachments.get(key) or self._decide(key)
         if attachment is not _SKIP:
             self._attach(request, attachment)
@@ -319,7 +313,7 @@ class CAVETokenAuth(AuthBase):
         unless another thread already has. ``None`` where the token is unchanged
         or can no longer be found.
         """
-        key = _origin_key(url)
+        key = origin_key(url)
         current = self._attachments.get(key)
         if current is None or current.header == sent.header:
             try:

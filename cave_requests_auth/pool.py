@@ -19,20 +19,20 @@ from urllib3._collections import HTTPHeaderDict
 
 from .answers import error_code
 from .auth import CAVETokenAuth, merge_cookie
-from .urls import parse_origin
+from .urls import origin_key, same_origin
 
 if TYPE_CHECKING:
     from urllib3.response import BaseHTTPResponse
 
     from .answers import Attachment
-    from .urls import Origin
 
 __all__ = ["CAVEPoolManager", "auth_headers"]
 
-# The origin and attachment of the request whose redirects urlopen is following,
-# in this thread: set by the outer call, seen by the recursive calls for hops.
-_first: contextvars.ContextVar[tuple[Origin | None, Attachment | None] | None] = (
-    contextvars.ContextVar("cave_requests_auth_first_request", default=None)
+# The origin key and attachment of the request whose redirects urlopen is
+# following, in this thread: set by the outer call, seen by the recursive calls
+# urllib3 makes for the hops.
+_first: contextvars.ContextVar[tuple[str, Attachment] | None] = contextvars.ContextVar(
+    "cave_requests_auth_first_request", default=None
 )
 
 
@@ -62,7 +62,7 @@ def auth_headers(url: str, **token_kwargs: Any) -> dict[str, str]:
 
 def _without(headers: HTTPHeaderDict, attachment: Attachment) -> None:
     """Remove from ``headers`` what ``attachment`` put there, and nothing else."""
-    if headers.get("Authorization") == attachment.header:
+    if attachment.header is not None and headers.get("Authorization") == attachment.header:
         del headers["Authorization"]
     cookie = headers.get("Cookie")
     if cookie is not None and attachment.cookie is not None and attachment.cookie in cookie:
@@ -97,14 +97,25 @@ class CAVEPoolManager(PoolManager):
 
     def _attach(self, kw: dict[str, Any], attachment: Attachment | None) -> None:
         """Set ``kw["headers"]`` to a copy holding ``attachment``'s headers and no older ones."""
-        headers = HTTPHeaderDict(kw.get("headers", self.headers) or {})
-        first = _first.get()
-        if first is not None and first[1] is not None:
-            _without(headers, first[1])
+        header = cookie = None
         if attachment is not None and attachment.header is not None:
-            headers["Authorization"] = attachment.header
-            if self.auth.cookie and attachment.cookie is not None:
-                headers["Cookie"] = merge_cookie(headers.get("Cookie"), attachment.cookie)
+            header = attachment.header
+            cookie = attachment.cookie if self.auth.cookie else None
+        given = kw.get("headers", self.headers)
+        if not given:  # the common case: no headers of the caller's, nothing to merge
+            if header is not None:
+                kw["headers"] = {"Authorization": header}
+                if cookie is not None:
+                    kw["headers"]["Cookie"] = cookie
+            return
+        headers = HTTPHeaderDict(given)
+        first = _first.get()
+        if first is not None:
+            _without(headers, first[1])
+        if header is not None:
+            headers["Authorization"] = header
+            if cookie is not None:
+                headers["Cookie"] = merge_cookie(headers.get("Cookie"), cookie)
         kw["headers"] = headers
 
     def urlopen(  # type: ignore[override]
@@ -113,8 +124,7 @@ class CAVEPoolManager(PoolManager):
         """Send with the token where the rules allow it; follow redirects as urllib3 does."""
         first = _first.get()
         if first is not None:  # a redirect hop of the request below
-            origin = parse_origin(url)
-            self._attach(kw, first[1] if origin == first[0] else None)
+            self._attach(kw, first[1] if same_origin(origin_key(url), first[0]) else None)
             return super().urlopen(method, url, redirect, **kw)
 
         attachment = self.auth.attachment_for(url)
@@ -137,7 +147,7 @@ class CAVEPoolManager(PoolManager):
     ) -> BaseHTTPResponse:
         """Send with ``attachment``, remembering it for the redirect hops that follow."""
         self._attach(kw, attachment)
-        reset = _first.set((parse_origin(url), attachment))
+        reset = _first.set((origin_key(url), attachment))
         try:
             return super().urlopen(method, url, redirect, **kw)
         finally:

@@ -7,7 +7,9 @@ place that holds a token wins:
 2. the environment variable ``CAVE_TOKEN``;
 3. ``token_file=`` given (that file only: missing or keyless is an error);
 4. ``<secrets>/<n>-cave-secret.json``, then ``<secrets>/<h>-cave-secret.json``;
-5. ``<secrets>/<server netloc>-cave-secret.json`` where ``server_address`` is given;
+5. ``<secrets>/<server netloc>-cave-secret.json`` of ``server_address``, by default
+   ``global.daf-apis.com-cave-secret.json``, as CAVEclient does (its ``save_token``
+   replaces the token there alone once that file exists);
 6. ``<secrets>/cave-secret.json``;
 7. ``<secrets>/chunkedgraph-secret.json``, with a deprecation warning.
 
@@ -62,6 +64,7 @@ DEFAULT_TOKEN_KEY = "token"
 DEFAULT_FILE_NAME = "cave-secret.json"
 DEPRECATED_FILE_NAME = "chunkedgraph-secret.json"
 SERVER_FILE_SUFFIX = "-cave-secret.json"
+MAX_FILE_NAME = 255  # bytes, NAME_MAX of common file systems
 MAX_TOKEN_LENGTH = 4096
 """Longer is not a token (CAVE's are 32 characters) but a pasted file."""
 
@@ -183,9 +186,12 @@ def secrets_folder(secrets_dir: str | os.PathLike[str] | None = None) -> str:
 
 def _netloc_file(folder: str, netloc: str) -> str | None:
     """``<folder>/<netloc>-cave-secret.json``, or ``None`` for a netloc that is no file name."""
+    name = netloc + SERVER_FILE_SUFFIX
     if not netloc or "\x00" in netloc or "/" in netloc or "\\" in netloc:
         return None
-    path = os.path.join(folder, netloc + SERVER_FILE_SUFFIX)
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME:
+        return None  # a long (valid) host name: no file can have its name
+    path = os.path.join(folder, name)
     return path if os.path.dirname(path) == folder else None
 
 
@@ -282,8 +288,7 @@ def lookup(
                 (f"${CAVE_TOKEN_ENV}", path),
             )
         return found
-    server = None if server_address is None else server_netloc(server_address)
-    paths = _search_paths(secrets_folder(secrets_dir), origin, server)
+    paths = _search_paths(secrets_folder(secrets_dir), origin, server_netloc(server_address))
     for path in paths:
         data = read_secret_file(path)
         found = None if data is None else _token_in(data, path, token_key)
@@ -316,8 +321,8 @@ def find_token(
             files, ``<netloc>-cave-secret.json`` and ``<host>-cave-secret.json``,
             are searched first. ``None`` skips them.
         token: a token given directly; wins over everything.
-        server_address: the auth server; its ``<netloc>-cave-secret.json`` is
-            searched before the default file.
+        server_address: the auth server (default :data:`DEFAULT_SERVER_ADDRESS`);
+            its ``<netloc>-cave-secret.json`` is searched before the default file.
         token_file: read this file only.
         token_key: the key in the JSON files (default ``"token"``).
         secrets_dir: the folder of the files (default ``$CLOUD_VOLUME_DIR/secrets``
@@ -360,12 +365,13 @@ def token_file_paths(
 ) -> list[str]:
     """The files searched for a request to ``server_address``, in order.
 
-    Without ``server_address``: the default file, then the deprecated one.
+    Without ``server_address``: the default server's file
+    (``global.daf-apis.com-cave-secret.json``), the default file, the deprecated one.
     """
     origin = (
         None if server_address is None else _origin_of(normalize_server_address(server_address))
     )
-    return _search_paths(secrets_folder(secrets_dir), origin, None)
+    return _search_paths(secrets_folder(secrets_dir), origin, server_netloc(server_address))
 
 
 def _target_paths(

@@ -17,7 +17,9 @@ __all__ = [
     "Origin",
     "new_token_url",
     "normalize_server_address",
+    "origin_key",
     "parse_origin",
+    "same_origin",
     "server_netloc",
     "token_page_url",
     "user_cache_url",
@@ -47,6 +49,15 @@ class Origin(NamedTuple):
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
     @property
+    def is_ip(self) -> bool:
+        """Whether the host is an IP address rather than a name."""
+        try:
+            ipaddress.ip_address(self.host.strip("[]"))
+        except ValueError:
+            return False
+        return True
+
+    @property
     def is_loopback(self) -> bool:
         """Whether the host is ``localhost``, in ``127.0.0.0/8`` or ``::1``."""
         if self.host == "localhost":
@@ -58,6 +69,24 @@ class Origin(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc}"
+
+
+def origin_key(url: str) -> str:
+    """``scheme://authority`` of a URL, as written: a cheap key for its origin.
+
+    Two URLs with the same key go to the same origin (the converse need not
+    hold: ``HTTPS://Host`` and ``https://host`` differ as keys).
+    """
+    end = url.find("/", url.find("://") + 3)
+    key = url[:end] if end >= 0 else url
+    if "?" in key or "#" in key:  # no path: the authority ends at the query or fragment
+        key = key.split("?", 1)[0].split("#", 1)[0]
+    return key
+
+
+def same_origin(key: str, other: str) -> bool:
+    """Whether two URLs (or :func:`origin_key` keys) go to the same scheme, host and port."""
+    return key == other or parse_origin(key) == parse_origin(other) is not None
 
 
 def parse_origin(url: str) -> Origin | None:

@@ -150,16 +150,6 @@ class TestRedirects:
                 "/echo",
                 [TOKEN, NOTHING],
                 id="same-host-out-of-prefix",
-                marks=pytest.mark.xfail(
-                    reason=(
-                        "CAVEAuthAdapter.send attaches to the PreparedRequest it is given; "
-                        "requests copies that request for the redirect hop and keeps "
-                        "Authorization on the same host, so a hop outside the mounted "
-                        "prefix still carries the Bearer token (fix: attach to "
-                        "request.copy())"
-                    ),
-                    strict=True,
-                ),
             ),
             pytest.param("/redirect/", "localhost", "/echo", [TOKEN, NOTHING], id="out-and-away"),
         ],

@@ -230,15 +230,6 @@ class TestWeReadCAVEclientsFiles:
             pytest.param(
                 None,
                 id="default-auth",
-                marks=pytest.mark.xfail(
-                    reason=(
-                        "once global.daf-apis.com-cave-secret.json exists, AuthClient()."
-                        "save_token(overwrite=True) rewrites only that file; CAVETokenAuth() "
-                        "without server_address never reads it (lookup step 5 needs "
-                        "server_address) and keeps the stale cave-secret.json token"
-                    ),
-                    strict=True,
-                ),
             ),
         ],
     )

@@ -276,12 +276,6 @@ class TestLeaks:
             "/403-echo",
             pytest.param(
                 "/403-permission-echo",
-                marks=pytest.mark.xfail(
-                    reason="answers.describe_failure puts the server's required_permission "
-                    "and auth_dataset into the message without scrubbing the token "
-                    "(only the plain-403 text goes through _quote)",
-                    strict=True,
-                ),
             ),
         ],
     )
@@ -296,12 +290,6 @@ class TestLeaks:
         texts.expect(AuthResponseError, lambda: raise_for_auth(response))
         texts.assert_no_token()
 
-    @pytest.mark.xfail(
-        reason="after a retry, answers._attachment takes the first hop's attachment "
-        "(the refused token), so _quote scrubs that token and not the new one the "
-        "server echoed in its 403",
-        strict=True,
-    )
     def test_a_server_echoing_the_new_token_after_a_retry(
         self, texts: Texts, recorder: Recorder, secrets: Path
     ) -> None:

@@ -192,13 +192,6 @@ class TestRedirects:
         assert not has_token(b)
         assert has_token(a_again) is restored
 
-    @pytest.mark.xfail(
-        reason="CAVEAuthAdapter cannot tell a redirect hop from a new request: mounted "
-        "on a prefix that covers both hosts (here 'http://'), it attaches the token "
-        "to the hop to another host, against 'a redirect never carries the token to "
-        "another host' (SPEC, Attaching the token)",
-        strict=True,
-    )
     @pytest.mark.parametrize("status", [302, 307])
     def test_adapter_on_a_broad_prefix_keeps_the_token_on_its_host(
         self, service: Service, seen: list[dict[str, Any]], status: int
@@ -437,12 +430,6 @@ class TestHostFiles:
         assert on_name_other_port["Authorization"] == f"Bearer {VALID_TOKEN}"
         assert on_ip["Authorization"] == f"Bearer {OTHER_TOKEN}"
 
-    @pytest.mark.xfail(
-        reason="a valid DNS name of 239-253 characters makes '<host>-cave-secret.json' "
-        "longer than NAME_MAX; the lookup raises TokenFileError (File name too long) "
-        "instead of going on to cave-secret.json",
-        strict=True,
-    )
     def test_a_long_host_name_falls_through_to_the_default_file(self, secrets: Path) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
         host = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 50])  # 242 characters, valid DNS
@@ -981,12 +968,6 @@ class TestRetries:
         assert not has_token(at_b)
         assert VALID_TOKEN not in str(at_b)
 
-    @pytest.mark.xfail(
-        reason="CAVEAuthAdapter on a prefix covering both hosts attaches the token to "
-        "the hop to B and then retries B's 401 with the new token: the token goes "
-        "to a host reached by a redirect (same cause as the broad-prefix redirect)",
-        strict=True,
-    )
     def test_401_after_a_redirect_with_a_broad_adapter(
         self, service: Service, seen: list[dict[str, Any]], secrets: Path
     ) -> None:

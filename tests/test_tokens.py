@@ -263,7 +263,9 @@ class TestSecretsFolder:
         source = find_token(**kwargs)
         assert source.path == str(tmp_path / expected / "cave-secret.json")
         assert source.token == f"{candidates.index(expected)}" * 32
-        assert token_file_paths(**kwargs)[0] == source.path
+        global_file, default_file = token_file_paths(**kwargs)[:2]
+        assert global_file.endswith("/global.daf-apis.com-cave-secret.json")
+        assert default_file == source.path
 
     def test_secrets_dir_expands_home(self, isolated_home: Path) -> None:
         write_secret(isolated_home / "s" / "cave-secret.json", {"token": VALID_TOKEN})
@@ -295,7 +297,11 @@ class TestHostFileNames:
         with pytest.raises(TokenNotFoundError) as info:
             find_token(url)
         expected = [str(secrets / f"{name}-cave-secret.json") for name in names]
-        default = [str(secrets / "cave-secret.json"), str(secrets / "chunkedgraph-secret.json")]
+        default = [
+            str(secrets / "global.daf-apis.com-cave-secret.json"),  # the default server's file
+            str(secrets / "cave-secret.json"),
+            str(secrets / "chunkedgraph-secret.json"),
+        ]
         assert list(info.value.searched) == ["$CAVE_TOKEN", *expected, *default]
 
     @pytest.mark.parametrize(
@@ -344,13 +350,14 @@ class TestTokenNotFound:
         assert "cave-auth login" in str(info.value)
         assert list(info.value.searched) == [
             "$CAVE_TOKEN",
+            str(secrets / "global.daf-apis.com-cave-secret.json"),
             str(secrets / "cave-secret.json"),
             str(secrets / "chunkedgraph-secret.json"),
         ]
 
     def test_searched_matches_token_file_paths(self) -> None:
         with pytest.raises(TokenNotFoundError) as info:
-            find_token(URL)
+            find_token(URL, server_address=URL)
         assert list(info.value.searched[1:]) == token_file_paths(URL)
 
     def test_keyless_files_are_listed(self, secrets: Path) -> None:
@@ -808,7 +815,7 @@ class TestTokenFilePaths:
     @pytest.mark.parametrize(
         ("server_address", "names"),
         [
-            (None, []),
+            (None, ["global.daf-apis.com"]),
             (DEFAULT_SERVER_ADDRESS, ["global.daf-apis.com"]),
             ("minnie.example.org", ["minnie.example.org"]),
             (
@@ -826,6 +833,7 @@ class TestTokenFilePaths:
 
     def test_secrets_dir(self, tmp_path: Path) -> None:
         assert token_file_paths(secrets_dir=tmp_path / "s") == [
+            str(tmp_path / "s" / "global.daf-apis.com-cave-secret.json"),
             str(tmp_path / "s" / "cave-secret.json"),
             str(tmp_path / "s" / "chunkedgraph-secret.json"),
         ]
