@@ -67,9 +67,11 @@ class CAVEAuthAdapter(HTTPAdapter):
         """Send, with the token where the auth's rules and the redirect chain allow it."""
         key = origin_key(request.url)  # type: ignore[arg-type]
         hooks = request.hooks["response"]
-        first = next((hook for hook in hooks if type(hook) is _FirstOrigin), None)
-        if first is None:
+        for hook in hooks:
+            if type(hook) is _FirstOrigin:  # a redirect hop
+                if not same_origin(key, hook.key):
+                    return super().send(request, *args, **kwargs)  # to another origin
+                break
+        else:
             hooks.append(_FirstOrigin(key))
-        elif not same_origin(key, first.key):
-            return super().send(request, *args, **kwargs)  # a hop to another origin
         return super().send(self.auth(request.copy()), *args, **kwargs)
