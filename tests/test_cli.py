@@ -336,3 +336,84 @@ def test_login_in_a_terminal_hides_the_token(
     assert b"The token belongs to Ada" in screen
     assert VALID_TOKEN.encode() not in screen
     assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+
+
+def _in_a_terminal(
+    argv: list[str], environment: dict[str, str], typed: bytes = b""
+) -> tuple[int, bytes]:
+    """Run ``python -m cave_requests_auth *argv`` on a pseudo-terminal; its exit code and screen."""
+    import pty
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "cave_requests_auth", *argv], environment)
+    if typed:
+        os.write(fd, typed)
+    screen = _read_until(fd, b"\x00never", time.monotonic() + 60)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen
+
+
+@pytest.mark.parametrize(("no_color", "colored"), [(None, True), ("1", False)])
+def test_color_only_on_a_terminal_and_never_with_no_color(
+    isolated_home: Path, secrets: Path, no_color: str | None, colored: bool
+) -> None:
+    write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}, 0o644)
+    environment = {**os.environ, "HOME": str(isolated_home), "TERM": "xterm"}
+    environment.pop("NO_COLOR", None)
+    if no_color is not None:
+        environment["NO_COLOR"] = no_color
+    code, screen = _in_a_terminal(["status"], environment)
+    assert code == 0
+    assert b"cave-auth: warning:" in screen  # the file mode
+    assert (b"\x1b[" in screen) is colored
+
+
+class TestStatusCheckAndLoginOpen:
+    def test_status_check_asks_the_server(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, _ = run(capsys, "status", "--check", "--server", service.url(""))
+        assert code == 0
+        assert "user    Ada <ada@example.org>, user id 1" in out
+
+    def test_status_check_with_a_refused_token(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
+        code, _, err = run(capsys, "status", "--check", "--server", service.url(""))
+        assert code == 1
+        assert "invalid or expired" in err
+
+    def test_login_opens_the_page_only_when_asked(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        import webbrowser
+
+        opened = tmp_path / "opened"
+        browser = tmp_path / "browser"
+        browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+        browser.chmod(0o755)
+        monkeypatch.setenv("BROWSER", str(browser))
+        monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER afresh
+        monkeypatch.setattr(webbrowser, "_browsers", {})
+        server = "https://minnie.example.org"
+        run(capsys, "login", "--no-verify", "--server", server, stdin=VALID_TOKEN)
+        assert not opened.exists()
+        run(
+            capsys,
+            "login",
+            "--no-verify",
+            "--open",
+            "--existing",
+            "--server",
+            server,
+            stdin=VALID_TOKEN,
+        )
+        assert opened.read_text() == f"{server}/sticky_auth/settings/tokens\n"
