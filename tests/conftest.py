@@ -10,25 +10,35 @@
   which requests treats as another host. ``tls_service`` is its https twin
   (a trustme certificate for localhost, 127.0.0.1 and ::1), which also serves
   the login page that middle_auth_client redirects browser-like requests to.
+- ``umask`` (parametrized: 000 and 022) and ``browser`` (a fake ``$BROWSER`` that
+  notes the URLs it is asked to open), for the tests that ask for them.
+
+The plain helpers the test modules share (``mode_of``, ``fingerprint``,
+``run_cli``, ...) are imported from here explicitly: ``from conftest import ...``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import ssl
+import stat
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import flask
 import pytest
+import requests
 from middle_auth_client import decorators as mac
 from werkzeug.serving import make_server
 
 from cave_requests_auth import tokens
+from cave_requests_auth.cli import main
 
 VALID_TOKEN = "0123456789abcdef0123456789abcdef"
 OTHER_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -85,6 +95,9 @@ USERS: dict[str, dict[str, Any]] = {
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
+# The server file of DEFAULT_SERVER_ADDRESS, which save_token writes beside the default file.
+DEFAULT_SERVER_FILE = "global.daf-apis.com-cave-secret.json"
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -118,6 +131,111 @@ def write_secret(path: Path, data: Any, mode: int = 0o600) -> Path:
         path.write_text(json.dumps(data))
     os.chmod(path, mode)
     return path
+
+
+def mode_of(path: Path) -> int:
+    """The permission bits of ``path`` itself (a link is not followed)."""
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def fingerprint(path: Path) -> tuple[int, int, bytes]:
+    """(inode, mtime, content) of a file: equal before and after means untouched."""
+    status = path.stat()
+    return (status.st_ino, status.st_mtime_ns, path.read_bytes())
+
+
+def assert_not_chained(error: BaseException) -> None:
+    """Nothing chained is shown with the error: raised ``from None``, or from no other."""
+    assert error.__cause__ is None
+    assert error.__suppress_context__ or error.__context__ is None
+
+
+HOSTS = ["127.0.0.1", "localhost"]  # two names of the service: to requests, two hosts
+BEARER = f"Bearer {VALID_TOKEN}"
+TOKEN = (True, True)  # what ``carried`` gives: Authorization: Bearer, and the cookie
+NOTHING = (False, False)
+
+
+def carried(hit: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether a request the service saw carried the token: (as header, as cookie)."""
+    header = "Bearer" in hit["headers"].get("Authorization", "")
+    cookie = "middle_auth_token" in hit["cookies"]
+    return header, cookie
+
+
+def assert_retried_with_the_new_token(
+    response: requests.Response, seen: list[dict[str, Any]]
+) -> None:
+    """``response`` came after a 401 to ``INVALID_TOKEN`` and one retry with ``VALID_TOKEN``.
+
+    ``seen`` holds the requests the service answered for it: those two.
+    """
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert [hit["headers"]["Authorization"] for hit in seen] == [
+        f"Bearer {INVALID_TOKEN}",
+        f"Bearer {VALID_TOKEN}",
+    ]
+
+
+def prepared(url: str, **kwargs: Any) -> requests.PreparedRequest:
+    """A prepared GET of ``url``, to hand to an auth object directly."""
+    return requests.Request("GET", url, **kwargs).prepare()
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
+) -> tuple[int, str, str]:
+    """``cave-auth *argv`` through ``main``: its exit code, standard output and error.
+
+    With ``stdin``, the command reads that text as its standard input.
+    """
+    previous = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        code = main(list(argv))
+    finally:
+        sys.stdin = previous
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def in_threads(
+    work: Callable[[Any], None], arguments: Iterable[Any], timeout: float | None = None
+) -> None:
+    """Run ``work(argument)`` for every argument, each in a thread, all at once; wait for them."""
+    threads = [threading.Thread(target=work, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
+@pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process umask during the test: each test runs under 000 and under 022."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$BROWSER`` is a script that appends each URL it opens to the file returned.
+
+    webbrowser's registry is emptied, so the module reads ``$BROWSER`` afresh.
+    """
+    import webbrowser
+
+    opened = tmp_path / "opened"
+    script = tmp_path / "browser"
+    script.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(script))
+    monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER afresh
+    monkeypatch.setattr(webbrowser, "_browsers", {})
+    return opened
 
 
 class Service:

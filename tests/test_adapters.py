@@ -15,10 +15,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from cave_requests_auth import CAVEAuthAdapter, CAVETokenAuth
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
-
-HOSTS = ["127.0.0.1", "localhost"]
-BEARER = f"Bearer {VALID_TOKEN}"
+from conftest import (
+    BEARER,
+    HOSTS,
+    INVALID_TOKEN,
+    NOTHING,
+    OTHER_TOKEN,
+    TOKEN,
+    VALID_TOKEN,
+    Service,
+    carried,
+    in_threads,
+    write_secret,
+)
 
 
 def mounted(service: Service, path: str = "/", host: str = "127.0.0.1", **kw: Any) -> Any:
@@ -39,17 +48,6 @@ def library_session() -> requests.Session:
     session.headers.update({"User-Agent": "somelib/1.0", "X-Library": "somelib"})
     session.cookies.set("lib_session", "abc")
     return session
-
-
-TOKEN = (True, True)  # Authorization: Bearer, and the middle_auth_token cookie
-NOTHING = (False, False)
-
-
-def carried(hit: dict[str, Any]) -> tuple[bool, bool]:
-    """Whether a request the service saw carried the token: (as header, as cookie)."""
-    header = "Bearer" in hit["headers"].get("Authorization", "")
-    cookie = "middle_auth_token" in hit["cookies"]
-    return header, cookie
 
 
 class TestMountedPrefix:
@@ -343,11 +341,7 @@ class TestThreads:
             except BaseException as error:  # reported below
                 errors.append(error)
 
-        threads = [threading.Thread(target=work, args=(index,)) for index in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        in_threads(work, range(20), timeout=60)
         adapter.close()
         assert errors == []
         assert len(results) == 200

@@ -24,6 +24,7 @@ from conftest import (
     TOS_TOKEN,
     VALID_TOKEN,
     Service,
+    assert_retried_with_the_new_token,
     write_secret,
 )
 
@@ -248,12 +249,7 @@ class TestReloadAndRetry:
             write_secret(path, {"token": VALID_TOKEN})  # `cave-auth login` in another process
             seen.clear()
             response = session.get(service.url("/api/data"))
-            assert response.status_code == 200
-            assert [r.status_code for r in response.history] == [401]
-            assert [hit["headers"]["Authorization"] for hit in seen] == [
-                f"Bearer {INVALID_TOKEN}",
-                f"Bearer {VALID_TOKEN}",
-            ]
+            assert_retried_with_the_new_token(response, seen)
             seen.clear()
             assert session.get(service.url("/api/data")).status_code == 200
             assert len(seen) == 1  # the new token is cached

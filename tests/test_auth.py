@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,15 @@ from cave_requests_auth import (
     InvalidTokenError,
     TokenNotFoundError,
 )
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+from conftest import (
+    INVALID_TOKEN,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    Service,
+    in_threads,
+    prepared,
+    write_secret,
+)
 
 
 def echo(service: Service, auth: Any, host: str = "127.0.0.1", **kwargs: Any) -> dict[str, Any]:
@@ -24,10 +31,6 @@ def echo(service: Service, auth: Any, host: str = "127.0.0.1", **kwargs: Any) ->
     assert response.status_code == 200
     result: dict[str, Any] = response.json()
     return result
-
-
-def prepared(url: str, **kwargs: Any) -> requests.PreparedRequest:
-    return requests.Request("GET", url, **kwargs).prepare()
 
 
 class TestAttach:
@@ -289,10 +292,6 @@ class TestObject:
             except BaseException as error:  # reported below
                 errors.append(error)
 
-        threads = [threading.Thread(target=work, args=(host,)) for host in list(expected) * 5]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        in_threads(work, list(expected) * 5, timeout=30)
         assert errors == []
         assert wrong == []

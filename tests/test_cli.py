@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -12,28 +11,14 @@ from typing import Any
 
 import pytest
 
-from cave_requests_auth.cli import main
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, run_cli, write_secret
 
 MASKED = f"{VALID_TOKEN[:4]}…{VALID_TOKEN[-4:]}"
 
 
-def run(
-    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
-) -> tuple[int, str, str]:
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        code = main(list(argv))
-    finally:
-        sys.stdin = sys.__stdin__
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 class TestStatus:
     def test_no_token(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
-        code, out, _ = run(capsys, "status")
+        code, out, _ = run_cli(capsys, "status")
         assert code == 1
         assert "No token found" in out
         assert str(secrets / "cave-secret.json") in out
@@ -42,7 +27,7 @@ class TestStatus:
 
     def test_found_in_default_file(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        code, out, err = run(capsys, "status")
+        code, out, err = run_cli(capsys, "status")
         assert code == 0
         assert MASKED in out
         assert str(path) in out
@@ -53,7 +38,7 @@ class TestStatus:
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
         path = write_secret(secrets / "minnie.example.org-cave-secret.json", {"token": OTHER_TOKEN})
-        code, out, _ = run(capsys, "status", "https://minnie.example.org/segmentation/api")
+        code, out, _ = run_cli(capsys, "status", "https://minnie.example.org/segmentation/api")
         assert code == 0
         assert str(path) in out
         assert f"{OTHER_TOKEN[:4]}…{OTHER_TOKEN[-4:]}" in out
@@ -62,7 +47,7 @@ class TestStatus:
         self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
-        code, out, _ = run(capsys, "status")
+        code, out, _ = run_cli(capsys, "status")
         assert code == 0
         assert "CAVE_TOKEN environment variable" in out
 
@@ -70,7 +55,7 @@ class TestStatus:
         self, capsys: pytest.CaptureFixture[str], secrets: Path
     ) -> None:
         path = write_secret(secrets / "chunkedgraph-secret.json", {"token": VALID_TOKEN}, 0o644)
-        code, _, err = run(capsys, "status")
+        code, _, err = run_cli(capsys, "status")
         assert code == 0
         assert f"{path} can be read or written by other users (mode 0644)" in err
         assert "deprecated" in err
@@ -79,7 +64,7 @@ class TestStatus:
         self, capsys: pytest.CaptureFixture[str], secrets: Path
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", '{"token": "' + VALID_TOKEN)
-        code, out, err = run(capsys, "status")
+        code, out, err = run_cli(capsys, "status")
         assert code == 1
         assert err.startswith("cave-auth: error: ")
         assert str(path) in err
@@ -89,7 +74,7 @@ class TestStatus:
 
 class TestSave:
     def test_from_standard_input(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
-        code, out, err = run(capsys, "save", "-", stdin=VALID_TOKEN + "\n")
+        code, out, err = run_cli(capsys, "save", "-", stdin=VALID_TOKEN + "\n")
         assert code == 0
         for name in ("cave-secret.json", "global.daf-apis.com-cave-secret.json"):
             assert json.loads((secrets / name).read_text()) == {"token": VALID_TOKEN}
@@ -99,7 +84,7 @@ class TestSave:
         assert VALID_TOKEN not in out + err
 
     def test_argument_and_server(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
-        code, _, _ = run(capsys, "save", VALID_TOKEN, "--server", "minnie.example.org")
+        code, _, _ = run_cli(capsys, "save", VALID_TOKEN, "--server", "minnie.example.org")
         assert code == 0
         saved = json.loads((secrets / "minnie.example.org-cave-secret.json").read_text())
         assert saved == {"token": VALID_TOKEN}
@@ -108,14 +93,14 @@ class TestSave:
         self, capsys: pytest.CaptureFixture[str], secrets: Path
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN, "other": "kept"})
-        code, _, _ = run(capsys, "save", VALID_TOKEN)
+        code, _, _ = run_cli(capsys, "save", VALID_TOKEN)
         assert code == 0
         saved = json.loads((secrets / "cave-secret.json").read_text())
         assert saved == {"token": VALID_TOKEN, "other": "kept"}
 
     def test_token_file_and_key(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         target = tmp_path / "elsewhere" / "my.json"
-        code, _, _ = run(
+        code, _, _ = run_cli(
             capsys, "save", VALID_TOKEN, "--token-file", str(target), "--token-key", "cave"
         )
         assert code == 0
@@ -125,7 +110,7 @@ class TestSave:
     def test_invalid_token_is_refused(
         self, capsys: pytest.CaptureFixture[str], secrets: Path, bad: str
     ) -> None:
-        code, _, err = run(capsys, "save", "-", stdin=bad + "\n")
+        code, _, err = run_cli(capsys, "save", "-", stdin=bad + "\n")
         assert code == 1
         assert err.startswith("cave-auth: error: The token ")
         assert "(from standard input)" in err
@@ -135,7 +120,7 @@ class TestSave:
         self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("CAVE_TOKEN", OTHER_TOKEN)
-        code, _, err = run(capsys, "save", VALID_TOKEN)
+        code, _, err = run_cli(capsys, "save", VALID_TOKEN)
         assert code == 0
         assert "CAVE_TOKEN is set" in err
 
@@ -145,7 +130,7 @@ class TestSave:
         folder = tmp_path / "ro"
         folder.mkdir()
         read_only(folder)
-        code, _, err = run(capsys, "save", VALID_TOKEN, "--secrets-dir", str(folder))
+        code, _, err = run_cli(capsys, "save", VALID_TOKEN, "--secrets-dir", str(folder))
         assert code == 1
         assert "Traceback" not in err
         assert str(folder) in err
@@ -154,11 +139,11 @@ class TestSave:
 class TestToken:
     def test_prints_the_bare_token(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        code, out, _ = run(capsys, "token")
+        code, out, _ = run_cli(capsys, "token")
         assert (code, out) == (0, VALID_TOKEN + "\n")
 
     def test_none(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, out, err = run(capsys, "token")
+        code, out, err = run_cli(capsys, "token")
         assert code == 1
         assert out == ""
         assert "No CAVE token found" in err
@@ -166,19 +151,19 @@ class TestToken:
 
 class TestUsage:
     def test_no_command(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, _, err = run(capsys)
+        code, _, err = run_cli(capsys)
         assert code == 2
         assert "usage:" in err
 
     def test_bad_server(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, _, err = run(capsys, "status", "--server", "ftp://x.org")
+        code, _, err = run_cli(capsys, "status", "--server", "ftp://x.org")
         assert code == 2
         assert "server_address" in err
         assert "Traceback" not in err
 
     @pytest.mark.parametrize("command", ["login", "save", "status", "token", "whoami", "logout"])
     def test_help_has_an_example(self, capsys: pytest.CaptureFixture[str], command: str) -> None:
-        code, out, _ = run(capsys, command, "--help")
+        code, out, _ = run_cli(capsys, command, "--help")
         assert code == 0
         assert "example: " in out
         assert "--secrets-dir" in out
@@ -189,7 +174,7 @@ class TestWhoami:
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        code, out, _ = run(capsys, "whoami", "--server", service.url(""))
+        code, out, _ = run_cli(capsys, "whoami", "--server", service.url(""))
         assert code == 0
         assert "Ada <ada@example.org>, user id 1" in out
 
@@ -197,7 +182,7 @@ class TestWhoami:
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        code, _, err = run(capsys, "whoami", "--server", service.url(""))
+        code, _, err = run_cli(capsys, "whoami", "--server", service.url(""))
         assert code == 1
         assert "invalid or expired" in err
         assert service.create_token_url in err
@@ -205,7 +190,7 @@ class TestWhoami:
 
     def test_unreachable_server(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        code, _, err = run(capsys, "whoami", "--server", "http://127.0.0.1:9")
+        code, _, err = run_cli(capsys, "whoami", "--server", "http://127.0.0.1:9")
         assert code == 1
         assert "cannot reach http://127.0.0.1:9" in err
         assert "Traceback" not in err
@@ -216,7 +201,7 @@ class TestLoginAndLogout:
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
         server = service.url("")
-        code, out, err = run(capsys, "login", "--server", server, stdin=VALID_TOKEN + "\n")
+        code, out, err = run_cli(capsys, "login", "--server", server, stdin=VALID_TOKEN + "\n")
         assert code == 0
         assert f"{server}/auth/api/v1/create_token" in out
         assert "may invalidate" in out
@@ -228,27 +213,27 @@ class TestLoginAndLogout:
         self, capsys: pytest.CaptureFixture[str], service: Service
     ) -> None:
         server = service.url("")
-        code, out, _ = run(capsys, "login", "--existing", "--server", server, stdin=VALID_TOKEN)
+        code, out, _ = run_cli(capsys, "login", "--existing", "--server", server, stdin=VALID_TOKEN)
         assert code == 0
         assert f"{server}/sticky_auth/settings/tokens" in out
 
     def test_login_refused_token_is_not_saved(
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
-        code, _, err = run(capsys, "login", "--server", service.url(""), stdin=INVALID_TOKEN)
+        code, _, err = run_cli(capsys, "login", "--server", service.url(""), stdin=INVALID_TOKEN)
         assert code == 1
         assert "invalid or expired" in err
         assert not (secrets / "cave-secret.json").exists()
 
     def test_login_no_verify(self, capsys: pytest.CaptureFixture[str], secrets: Path) -> None:
-        code, _, _ = run(
+        code, _, _ = run_cli(
             capsys, "login", "--server", "http://127.0.0.1:9", "--no-verify", stdin=VALID_TOKEN
         )
         assert code == 0
         assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
 
     def test_login_with_empty_input(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, _, err = run(capsys, "login", "--no-verify", stdin="")
+        code, _, err = run_cli(capsys, "login", "--no-verify", stdin="")
         assert code == 1
         assert "is empty" in err
 
@@ -258,13 +243,13 @@ class TestLoginAndLogout:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN, "other": "x"})
         write_secret(secrets / "global.daf-apis.com-cave-secret.json", {"token": VALID_TOKEN})
         monkeypatch.setenv("CAVE_TOKEN", OTHER_TOKEN)
-        code, out, err = run(capsys, "logout")
+        code, out, err = run_cli(capsys, "logout")
         assert code == 0
         assert json.loads((secrets / "cave-secret.json").read_text()) == {"other": "x"}
         assert not (secrets / "global.daf-apis.com-cave-secret.json").exists()
         assert "Removed the token" in out
         assert "CAVE_TOKEN is set" in err
-        code, out, _ = run(capsys, "logout")
+        code, out, _ = run_cli(capsys, "logout")
         assert (code, out) == (0, "No saved token to remove.\n")
 
 
@@ -313,47 +298,48 @@ def _read_until(fd: int, wanted: bytes, deadline: float) -> bytes:
     return seen
 
 
+def _in_a_terminal(
+    argv: list[str], environment: dict[str, str], answer: tuple[bytes, bytes] | None = None
+) -> tuple[int, bytes]:
+    """Run ``python -m cave_requests_auth *argv`` on a pseudo-terminal; its exit code and screen.
+
+    With ``answer`` = (prompt, typed): wait for the prompt, then type. Typed any
+    earlier, the answer would be echoed: getpass turns echo off only when it asks.
+    """
+    import pty
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, on the terminal
+        os.execve(sys.executable, [sys.executable, "-m", "cave_requests_auth", *argv], environment)
+    deadline = time.monotonic() + 60
+    screen = b""
+    if answer is not None:
+        prompt, typed = answer
+        screen = _read_until(fd, prompt, deadline)
+        assert prompt in screen, screen.decode(errors="replace")
+        os.write(fd, typed)
+    screen += _read_until(fd, b"\x00never", deadline)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen
+
+
 def test_login_in_a_terminal_hides_the_token(
     isolated_home: Path, secrets: Path, service: Service
 ) -> None:
     """`cave-auth login` in a real pseudo-terminal: hidden prompt, token saved, never shown."""
-    import pty
-    import time
-
     environment = {**os.environ, "HOME": str(isolated_home), "TERM": "dumb"}
-    argv = [sys.executable, "-m", "cave_requests_auth", "login", "--server", service.url("")]
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command, on the terminal
-        os.execve(sys.executable, argv, environment)
-    deadline = time.monotonic() + 60
-    screen = _read_until(fd, b"Token: ", deadline)
+    code, screen = _in_a_terminal(
+        ["login", "--server", service.url("")],
+        environment,
+        answer=(b"Token: ", VALID_TOKEN.encode() + b"\n"),
+    )
     assert b"Token: " in screen
-    os.write(fd, VALID_TOKEN.encode() + b"\n")
-    screen += _read_until(fd, b"\x00never", deadline)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
+    assert code == 0, screen.decode(errors="replace")
     assert b"The token belongs to Ada" in screen
     assert VALID_TOKEN.encode() not in screen
     assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
-
-
-def _in_a_terminal(
-    argv: list[str], environment: dict[str, str], typed: bytes = b""
-) -> tuple[int, bytes]:
-    """Run ``python -m cave_requests_auth *argv`` on a pseudo-terminal; its exit code and screen."""
-    import pty
-    import time
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(sys.executable, [sys.executable, "-m", "cave_requests_auth", *argv], environment)
-    if typed:
-        os.write(fd, typed)
-    screen = _read_until(fd, b"\x00never", time.monotonic() + 60)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), screen
 
 
 @pytest.mark.parametrize(("no_color", "colored"), [(None, True), ("1", False)])
@@ -376,7 +362,7 @@ class TestStatusCheckAndLoginOpen:
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        code, out, _ = run(capsys, "status", "--check", "--server", service.url(""))
+        code, out, _ = run_cli(capsys, "status", "--check", "--server", service.url(""))
         assert code == 0
         assert "user    Ada <ada@example.org>, user id 1" in out
 
@@ -384,29 +370,18 @@ class TestStatusCheckAndLoginOpen:
         self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        code, _, err = run(capsys, "status", "--check", "--server", service.url(""))
+        code, _, err = run_cli(capsys, "status", "--check", "--server", service.url(""))
         assert code == 1
         assert "invalid or expired" in err
 
     def test_login_opens_the_page_only_when_asked(
-        self,
-        capsys: pytest.CaptureFixture[str],
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        self, capsys: pytest.CaptureFixture[str], browser: Path
     ) -> None:
-        import webbrowser
-
-        opened = tmp_path / "opened"
-        browser = tmp_path / "browser"
-        browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
-        browser.chmod(0o755)
-        monkeypatch.setenv("BROWSER", str(browser))
-        monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER afresh
-        monkeypatch.setattr(webbrowser, "_browsers", {})
+        opened = browser  # the file the fake browser notes each URL in
         server = "https://minnie.example.org"
-        run(capsys, "login", "--no-verify", "--server", server, stdin=VALID_TOKEN)
+        run_cli(capsys, "login", "--no-verify", "--server", server, stdin=VALID_TOKEN)
         assert not opened.exists()
-        run(
+        run_cli(
             capsys,
             "login",
             "--no-verify",

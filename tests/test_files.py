@@ -15,7 +15,6 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +28,21 @@ from cave_requests_auth import (
     load_token,
     save_token,
 )
-from conftest import OTHER_TOKEN, VALID_TOKEN, write_secret
-
-SERVER_FILE = "global.daf-apis.com-cave-secret.json"
-
-
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
+from conftest import (
+    DEFAULT_SERVER_FILE,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    assert_not_chained,
+    fingerprint,
+    in_threads,
+    mode_of,
+    write_secret,
+)
 
 
 def temporary_files(*folders: Path) -> list[Path]:
     """Leftovers of an atomic write (``.<name>.<random>.tmp``)."""
     return [p for folder in folders if folder.is_dir() for p in folder.glob(".*.tmp")]
-
-
-def fingerprint(path: Path) -> tuple[int, int, bytes]:
-    status = path.stat()
-    return (status.st_ino, status.st_mtime_ns, path.read_bytes())
-
-
-def assert_not_chained(error: BaseException) -> None:
-    """Nothing chained is shown with the error: raised ``from None``, or from no other."""
-    assert error.__cause__ is None
-    assert error.__suppress_context__ or error.__context__ is None
-
-
-@pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    old = os.umask(request.param)
-    yield request.param
-    os.umask(old)
 
 
 class TestModes:
@@ -249,13 +233,13 @@ class TestCorruptFiles:
             save_token(OTHER_TOKEN, overwrite=True)
         assert_names_file_not_content(info.value, path, content)
         assert fingerprint(path) == before
-        assert not (secrets / SERVER_FILE).exists()
+        assert not (secrets / DEFAULT_SERVER_FILE).exists()
         assert temporary_files(secrets) == []
 
     @pytest.mark.parametrize("content", CORRUPT)
     def test_save_refuses_corrupt_server_file(self, secrets: Path, content: bytes) -> None:
         default = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        server = write_secret(secrets / SERVER_FILE, content)
+        server = write_secret(secrets / DEFAULT_SERVER_FILE, content)
         before = [fingerprint(default), fingerprint(server)]
         with pytest.raises(TokenFileError) as info:
             save_token(OTHER_TOKEN, overwrite=True)
@@ -319,7 +303,7 @@ class TestReadOnlyFolder:
 
     def test_identical_save_is_still_a_no_op(self, secrets: Path, read_only: Any) -> None:
         default = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        server = write_secret(secrets / SERVER_FILE, {"token": VALID_TOKEN})
+        server = write_secret(secrets / DEFAULT_SERVER_FILE, {"token": VALID_TOKEN})
         read_only(secrets)
         assert save_token(VALID_TOKEN) == [str(default), str(server)]
 
@@ -341,7 +325,7 @@ class TestMissingFolders:
         assert not (isolated_home / ".cloudvolume").exists()
         paths = save_token(VALID_TOKEN)
         secrets = isolated_home / ".cloudvolume" / "secrets"
-        assert paths == [str(secrets / "cave-secret.json"), str(secrets / SERVER_FILE)]
+        assert paths == [str(secrets / "cave-secret.json"), str(secrets / DEFAULT_SERVER_FILE)]
         assert mode_of(isolated_home / ".cloudvolume") == 0o700
         assert mode_of(secrets) == 0o700
         assert find_token().token == VALID_TOKEN
@@ -479,14 +463,10 @@ class TestConcurrentWriters:
             except BaseException as error:
                 errors.append(error)
 
-        threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_threads(write, range(count))
         assert errors == []
         expected = {f"key-{n}": VALID_TOKEN for n in range(count)}
-        for name in ("cave-secret.json", SERVER_FILE):
+        for name in ("cave-secret.json", DEFAULT_SERVER_FILE):
             assert json.loads((secrets / name).read_text()) == expected
         assert temporary_files(secrets) == []
 

@@ -27,12 +27,18 @@ from cave_requests_auth import (
     find_token,
     save_token,
 )
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service
+from conftest import (
+    DEFAULT_SERVER_FILE,
+    INVALID_TOKEN,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    Service,
+    assert_retried_with_the_new_token,
+)
 
 TIMEOUT = 60  # seconds for one subprocess; each takes about one (the caveclient import)
 SERVER = "https://minnie.example.org"  # only names files here: nothing is sent to it
 SERVER_FILE = "minnie.example.org-cave-secret.json"
-SERVER_FILE_OF_DEFAULT = "global.daf-apis.com-cave-secret.json"  # DEFAULT_SERVER_ADDRESS's
 
 PRELUDE = """
 import json, os, sys
@@ -248,17 +254,10 @@ class TestWeReadCAVEclientsFiles:
             caveclient(  # as CAVEclient users replace a token
                 SAVE_TOKEN, isolated_home, client={}, save={"token": VALID_TOKEN, "overwrite": True}
             )
-            assert json.loads((secrets / SERVER_FILE_OF_DEFAULT).read_text()) == {
-                "token": VALID_TOKEN
-            }
+            assert json.loads((secrets / DEFAULT_SERVER_FILE).read_text()) == {"token": VALID_TOKEN}
             seen.clear()
             response = session.get(service.url("/api/data"))
-        assert response.status_code == 200
-        assert [r.status_code for r in response.history] == [401]
-        assert [hit["headers"]["Authorization"] for hit in seen] == [
-            f"Bearer {INVALID_TOKEN}",
-            f"Bearer {VALID_TOKEN}",
-        ]
+        assert_retried_with_the_new_token(response, seen)
 
 
 class TestSameRequest:

@@ -8,10 +8,8 @@ commands. Then every text those produced is searched for every token used.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import sys
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -37,8 +35,14 @@ from cave_requests_auth import (
     raise_for_auth,
     whoami,
 )
-from cave_requests_auth.cli import main
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+from conftest import (
+    INVALID_TOKEN,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    Service,
+    run_cli,
+    write_secret,
+)
 
 recorder = helpers.recorder
 _recorders = helpers._recorders
@@ -106,18 +110,6 @@ def texts(caplog: pytest.LogCaptureFixture) -> Iterator[Texts]:
         yield gathered
 
 
-def cli(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    *argv: str,
-    stdin: str = "",
-) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out + err
-
-
 class TestLeaks:
     def test_the_whole_flow(
         self,
@@ -127,7 +119,6 @@ class TestLeaks:
         secrets: Path,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         default = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}, 0o644)
         localhost_file = secrets / f"localhost:{service.port}-cave-secret.json"
@@ -256,13 +247,14 @@ class TestLeaks:
             (("status", *server), "", 1),
             (("whoami", *server), "", 1),
         ]:
-            code, output = cli(capsys, monkeypatch, *argv, stdin=stdin)
+            code, out, err = run_cli(capsys, *argv, stdin=stdin)
+            output = out + err
             assert code == expected
             assert "Traceback" not in output
             texts.outputs.append(output)
         write_secret(default, {"token": VALID_TOKEN})
-        code, output = cli(capsys, monkeypatch, "token")
-        assert (code, output) == (0, VALID_TOKEN + "\n")  # its one job
+        code, out, err = run_cli(capsys, "token", stdin="")
+        assert (code, out + err) == (0, VALID_TOKEN + "\n")  # its one job
 
         assert len(texts.caplog.records) > 10
         assert any(r.name.startswith("urllib3") for r in texts.caplog.records)

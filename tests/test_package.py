@@ -132,17 +132,9 @@ class TestPages:
         assert "save_token(" in out
 
     def test_get_new_token_opens_the_browser_when_asked(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        self, browser: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        opened = tmp_path / "opened"
-        browser = tmp_path / "browser"
-        browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
-        browser.chmod(0o755)
-        monkeypatch.setenv("BROWSER", str(browser))
-        import webbrowser
-
-        monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER afresh
-        monkeypatch.setattr(webbrowser, "_browsers", {})
+        opened = browser  # the file the fake browser notes each URL in
         url = get_new_token(open=True)  # BROWSER's command runs to its end
         capsys.readouterr()
         assert opened.read_text().strip() == url

@@ -21,20 +21,21 @@ from cave_requests_auth import (
     TokenNotFoundError,
     auth_headers,
 )
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+from conftest import (
+    BEARER,
+    HOSTS,
+    INVALID_TOKEN,
+    NOTHING,
+    OTHER_TOKEN,
+    TOKEN,
+    VALID_TOKEN,
+    Service,
+    carried,
+    in_threads,
+    write_secret,
+)
 
-HOSTS = ["127.0.0.1", "localhost"]
-BEARER = f"Bearer {VALID_TOKEN}"
-TOKEN = (True, True)  # Authorization: Bearer, and the middle_auth_token cookie
-NOTHING = (False, False)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-
-
-def carried(hit: dict[str, Any]) -> tuple[bool, bool]:
-    """Whether a request the service saw carried the token: (as header, as cookie)."""
-    header = "Bearer" in hit["headers"].get("Authorization", "")
-    cookie = "middle_auth_token" in hit["cookies"]
-    return header, cookie
 
 
 @pytest.fixture
@@ -511,10 +512,6 @@ class TestThreads:
             except BaseException as error:  # reported below
                 errors.append(error)
 
-        threads = [threading.Thread(target=work, args=(index,)) for index in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        in_threads(work, range(20), timeout=60)
         assert errors == []
         assert wrong == []

@@ -46,7 +46,14 @@ from cave_requests_auth import (
     find_token,
     save_token,
 )
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, write_secret
+from conftest import (
+    INVALID_TOKEN,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    Service,
+    prepared,
+    write_secret,
+)
 
 recorder = helpers.recorder
 recorder_on = helpers.recorder_on
@@ -66,10 +73,6 @@ def raw_request(url: str) -> requests.PreparedRequest:
     request.headers = CaseInsensitiveDict()
     request.hooks = {"response": []}
     return request
-
-
-def prepared(url: str, **kwargs: Any) -> requests.PreparedRequest:
-    return requests.Request("GET", url, **kwargs).prepare()
 
 
 def bearer(request: requests.PreparedRequest) -> str | None:

@@ -33,14 +33,16 @@ from cave_requests_auth import (
     save_token,
 )
 from cave_requests_auth import files as files_module
-from cave_requests_auth.cli import main
-from conftest import OTHER_TOKEN, VALID_TOKEN, Service, write_secret
-
-SERVER_FILE = "global.daf-apis.com-cave-secret.json"
-
-
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
+from conftest import (
+    DEFAULT_SERVER_FILE,
+    OTHER_TOKEN,
+    VALID_TOKEN,
+    Service,
+    assert_not_chained,
+    mode_of,
+    run_cli,
+    write_secret,
+)
 
 
 def listing(folder: Path) -> dict[str, tuple[int, int, bytes]]:
@@ -51,23 +53,6 @@ def listing(folder: Path) -> dict[str, tuple[int, int, bytes]]:
         content = entry.read_bytes() if entry.is_file() and not entry.is_symlink() else b""
         found[entry.name] = (status.st_ino, status.st_mtime_ns, content)
     return found
-
-
-def not_chained(error: BaseException) -> bool:
-    return error.__cause__ is None and (error.__suppress_context__ or error.__context__ is None)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
-def umask(request: pytest.FixtureRequest) -> Any:
-    old = os.umask(request.param)
-    yield request.param
-    os.umask(old)
 
 
 class TestSecretFiles:
@@ -100,7 +85,7 @@ class TestSecretFiles:
             patch.setattr(files_module.os, "replace", replace)
             written = save_token(VALID_TOKEN)
 
-        assert [Path(p).name for p in written] == ["cave-secret.json", SERVER_FILE]
+        assert [Path(p).name for p in written] == ["cave-secret.json", DEFAULT_SERVER_FILE]
         assert created == [0o600, 0o600]
         for mode, same_folder, content in at_rename:
             assert (mode, same_folder) == (0o600, True)
@@ -164,7 +149,7 @@ class TestSecretFiles:
         if isinstance(info.value, TokenFileError):
             assert info.value.path == str(path)
             assert str(path) in str(info.value)
-            assert not_chained(info.value)
+            assert_not_chained(info.value)
         # The lock was released: the next save goes through.
         save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
         assert json.loads(path.read_text()) == {"token": VALID_TOKEN, "keep": "me"}
@@ -185,7 +170,7 @@ class TestSecretFiles:
             patch.setattr(os, "fsync", fsync)
             with pytest.raises(TokenFileError) as info:
                 save_token(VALID_TOKEN)
-        assert info.value.path == str(secrets / SERVER_FILE)
+        assert info.value.path == str(secrets / DEFAULT_SERVER_FILE)
         assert [entry.name for entry in secrets.iterdir()] == ["cave-secret.json"]
 
     # -- 12: concurrent processes ----------------------------------------------------------
@@ -279,7 +264,7 @@ class TestSecretFiles:
             errors.append(info.value)
         assert seen == []
         assert listing(secrets) == before
-        assert not (secrets / SERVER_FILE).exists()  # refused before writing anything
+        assert not (secrets / DEFAULT_SERVER_FILE).exists()  # refused before writing anything
         text = content.decode("utf-8", "replace").strip()
         for error in errors:
             assert error.path == str(path)
@@ -289,7 +274,7 @@ class TestSecretFiles:
                 assert text not in message.replace(str(path), "<path>")
             assert VALID_TOKEN not in message
             assert OTHER_TOKEN not in message
-            assert not_chained(error)
+            assert_not_chained(error)
             shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             assert VALID_TOKEN not in shown
         code, out, err = run_cli(capsys, "status")
@@ -358,7 +343,7 @@ class TestSecretFiles:
                 attempt()
             assert info.value.path == str(link)
             assert str(link) in str(info.value)
-            assert not_chained(info.value)
+            assert_not_chained(info.value)
         if kind == "dangling":
             assert "does not exist" in str(info.value)
         assert link.is_symlink()
@@ -416,7 +401,7 @@ class TestSecretFiles:
         with pytest.raises(TokenFileError) as info:
             save_token(OTHER_TOKEN, overwrite=True, write_server_file=False)
         assert str(path) in str(info.value) or str(secrets) in str(info.value)
-        assert not_chained(info.value)
+        assert_not_chained(info.value)
         assert len(traceback.extract_tb(info.value.__traceback__)) < 15  # no recursion
         for argv in (("save", OTHER_TOKEN), ("logout",)):
             code, out, err = run_cli(capsys, *argv)
@@ -471,6 +456,6 @@ class TestSecretFiles:
             assert load_token() is None
         with pytest.raises(TokenFileError) as info:
             save_token(VALID_TOKEN)
-        assert not_chained(info.value)
+        assert_not_chained(info.value)
         assert len(traceback.extract_tb(info.value.__traceback__)) < 15
         assert str(top / ("a" if kind == "file-in-the-way" else "d")) in str(info.value)

@@ -35,7 +35,7 @@ from cave_requests_auth import (
     token_file_paths,
     token_page_url,
 )
-from conftest import OTHER_TOKEN, VALID_TOKEN, write_secret
+from conftest import OTHER_TOKEN, VALID_TOKEN, fingerprint, write_secret
 
 URL = "https://minnie.example.org:8443/segmentation/api"
 SERVER = "https://auth.example.org:9443"
@@ -688,11 +688,6 @@ class TestSaveToken:
         save_token(VALID_TOKEN, SERVER)
         assert find_token().token == VALID_TOKEN
         assert find_token(server_address=SERVER).token == VALID_TOKEN
-
-
-def fingerprint(path: Path) -> tuple[int, int, bytes]:
-    status = path.stat()
-    return (status.st_ino, status.st_mtime_ns, path.read_bytes())
 
 
 class TestOverwrite:
