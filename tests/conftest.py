@@ -447,3 +447,12 @@ def read_only() -> Iterator[Any]:
         if os.geteuid() == 0:
             subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
         folder.chmod(mode)
+
+
+def json_of(response: Any) -> Any:
+    """The JSON body of a urllib3 response (``.json()`` exists only from urllib3 2)."""
+    return json.loads(response.data)
+
+
+URLLIB3_2 = int(__import__("urllib3").__version__.split(".")[0]) >= 2
+"""urllib3 2 or newer; 1.26 is supported too, and lacks a few of its conveniences."""

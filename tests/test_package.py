@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,19 @@ def test_typed() -> None:
 
 
 def test_imports_nothing_beyond_requests_and_the_standard_library() -> None:
-    code = "import sys, {0}; print('\\n'.join(sorted(sys.modules)))"
+    """Each module is listed with its file, so the check also runs where Python
+    has no ``sys.stdlib_module_names`` (3.9)."""
+    code = (
+        "import sys, {0}\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    print(name, getattr(module, '__file__', None) or '', sep='\\t')"
+    )
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    standard = tuple(
+        os.path.realpath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib")
+    )
 
-    def modules(name: str) -> set[str]:
+    def modules(name: str) -> dict[str, str]:
         result = subprocess.run(
             [sys.executable, "-c", code.format(name)],
             capture_output=True,
@@ -92,13 +102,17 @@ def test_imports_nothing_beyond_requests_and_the_standard_library() -> None:
             check=True,
             env=environment,
         )
-        return set(result.stdout.split())
+        return dict(line.split("\t") for line in result.stdout.splitlines())
 
-    extra = modules("cave_requests_auth") - modules("requests")
+    before = modules("requests")
+    extra = {
+        name: file for name, file in modules("cave_requests_auth").items() if name not in before
+    }
     foreign = {
         name
-        for name in extra
-        if name.split(".")[0] not in sys.stdlib_module_names
+        for name, file in extra.items()
+        if file  # a module without a file is built in
+        and not os.path.realpath(file).startswith(standard)
         and not name.startswith(("cave_requests_auth", "__editable__"))
     }
     assert foreign == set()

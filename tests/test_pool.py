@@ -28,10 +28,12 @@ from conftest import (
     NOTHING,
     OTHER_TOKEN,
     TOKEN,
+    URLLIB3_2,
     VALID_TOKEN,
     Service,
     carried,
     in_threads,
+    json_of,
     write_secret,
 )
 
@@ -75,13 +77,13 @@ class TestAttach:
     ) -> None:
         response = pool(CAVETokenAuth(VALID_TOKEN)).request("GET", service.url("/api/data", host))
         assert response.status == 200
-        assert response.json() == {"user": "Ada", "body": ""}
+        assert json_of(response) == {"user": "Ada", "body": ""}
         assert seen[0]["headers"]["Authorization"] == BEARER
         assert seen[0]["cookies"] == {"middle_auth_token": VALID_TOKEN}
 
     def test_cookie_off(self, service: Service, pool: Any) -> None:
         http = pool(CAVETokenAuth(VALID_TOKEN, cookie=False))
-        echoed = http.request("GET", service.url("/echo")).json()
+        echoed = json_of(http.request("GET", service.url("/echo")))
         assert echoed["headers"]["Authorization"] == BEARER
         assert "Cookie" not in echoed["headers"]
 
@@ -117,7 +119,7 @@ class TestAttach:
         write_secret(secrets / f"localhost:{service.port}-cave-secret.json", {"token": OTHER_TOKEN})
         http = pool()
         users = [
-            http.request("GET", service.url("/api/data", host)).json()["user"]
+            json_of(http.request("GET", service.url("/api/data", host)))["user"]
             for host in [*HOSTS, *HOSTS]
         ]
         assert users == ["Ada", "Grace", "Ada", "Grace"]
@@ -126,7 +128,7 @@ class TestAttach:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
         write_secret(secrets / "localhost-cave-secret.json", {"token": OTHER_TOKEN})
         response = pool().request("GET", service.url("/api/data", "localhost"))
-        assert response.json()["user"] == "Grace"
+        assert json_of(response)["user"] == "Grace"
 
     def test_not_found_raises_before_sending(
         self, service: Service, pool: Any, seen: list[dict[str, Any]]
@@ -169,7 +171,7 @@ class TestTransport:
     def test_https(self, tls_service: Service, pool: Any) -> None:
         http = pool(CAVETokenAuth(VALID_TOKEN), ca_certs=tls_service.ca_file)
         response = http.request("GET", tls_service.url("/api/data", "localhost"))
-        assert response.json()["user"] == "Ada"
+        assert json_of(response)["user"] == "Ada"
 
 
 class TestCookies:
@@ -186,7 +188,7 @@ class TestCookies:
         self, service: Service, pool: Any, given: str, expected: dict[str, str] | None
     ) -> None:
         http = pool(CAVETokenAuth(VALID_TOKEN))
-        echoed = http.request("GET", service.url("/echo"), headers={"Cookie": given}).json()
+        echoed = json_of(http.request("GET", service.url("/echo"), headers={"Cookie": given}))
         if expected is None:  # an old token in the middle: replaced, the order kept
             assert echoed["headers"]["Cookie"] == f"a=1; b=2; middle_auth_token={VALID_TOKEN}"
         else:
@@ -195,7 +197,7 @@ class TestCookies:
     def test_pool_headers_are_merged_and_left_alone(self, service: Service, pool: Any) -> None:
         http = pool(CAVETokenAuth(VALID_TOKEN), headers={"Cookie": "lib=1", "X-Library": "lib"})
         for _ in range(2):
-            echoed = http.request("GET", service.url("/echo")).json()
+            echoed = json_of(http.request("GET", service.url("/echo")))
             assert echoed["cookies"] == {"lib": "1", "middle_auth_token": VALID_TOKEN}
             assert echoed["headers"]["X-Library"] == "lib"
         assert dict(http.headers) == {"Cookie": "lib=1", "X-Library": "lib"}
@@ -247,6 +249,8 @@ class TestRedirects:
         on_the_pool: bool,
         hops: list[tuple[bool, bool]],
     ) -> None:
+        if on_the_pool and not URLLIB3_2:
+            pytest.skip("urllib3 1.26 strips headers on redirect by a request's own Retry only")
         auth = CAVETokenAuth(VALID_TOKEN)
         http = pool(auth, retries=retries) if on_the_pool else pool(auth)
         kwargs = {"retries": retries} if retries is not None and not on_the_pool else {}
@@ -254,7 +258,7 @@ class TestRedirects:
             "GET", service.redirect(service.url("/echo", to_host), status), **kwargs
         )
         assert response.status == 200
-        assert response.json()["host"] == f"{to_host}:{service.port}"
+        assert json_of(response)["host"] == f"{to_host}:{service.port}"
         assert [carried(hit) for hit in seen] == hops
 
     @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -268,7 +272,7 @@ class TestRedirects:
             headers={"Cookie": "a=1", "X-Mine": "kept"},
             retries=Retry(remove_headers_on_redirect=[]),
         )
-        echoed = response.json()
+        echoed = json_of(response)
         assert "Authorization" not in echoed["headers"]
         assert echoed["cookies"] == {"a": "1"}  # the caller's cookie went on, ours did not
         assert echoed["headers"]["X-Mine"] == "kept"
@@ -278,7 +282,7 @@ class TestRedirects:
         http = pool(CAVETokenAuth(VALID_TOKEN))
         response = http.request("GET", service.redirect(service.url("/api/data")))
         assert response.status == 200
-        assert response.json()["user"] == "Ada"
+        assert json_of(response)["user"] == "Ada"
 
     def test_back_to_the_first_host_gets_it_again(
         self, service: Service, pool: Any, seen: list[dict[str, Any]]
@@ -325,7 +329,7 @@ class TestReloadAndRetry:
         seen.clear()
         response = http.request("GET", service.url("/api/data"))
         assert response.status == 200
-        assert response.json()["user"] == "Ada"
+        assert json_of(response)["user"] == "Ada"
         assert [hit["headers"]["Authorization"] for hit in seen] == [
             f"Bearer {INVALID_TOKEN}",
             BEARER,
@@ -361,7 +365,7 @@ class TestReloadAndRetry:
         seen.clear()
         response = http.request("POST", service.url("/api/data"), body=body)
         assert response.status == 200
-        assert response.json() == {"user": "Ada", "body": expected}
+        assert json_of(response) == {"user": "Ada", "body": expected}
         assert len(seen) == 2
 
     def test_generator_body_is_not_sent_again(
@@ -375,7 +379,7 @@ class TestReloadAndRetry:
         chunks = (chunk for chunk in [b"one", b"two"])
         response = http.request("POST", service.url("/api/data"), body=chunks)
         assert response.status == 401
-        assert response.json()["error"] == "invalid_token"
+        assert json_of(response)["error"] == "invalid_token"
         assert len(seen) == 1
 
     def test_explicit_token_is_not_retried(
@@ -464,14 +468,16 @@ class TestAuthHeaders:
             "Authorization": f"Bearer {OTHER_TOKEN}"
         }
 
+    @pytest.mark.skipif(not URLLIB3_2, reason="urllib3.request() is new in urllib3 2")
     @pytest.mark.parametrize("host", HOSTS)
     def test_with_urllib3_request(self, service: Service, secrets: Path, host: str) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
         url = service.url("/api/data", host)
         response = urllib3.request("GET", url, headers=auth_headers(url))
         assert response.status == 200
-        assert response.json()["user"] == "Ada"
+        assert json_of(response)["user"] == "Ada"
 
+    @pytest.mark.skipif(not URLLIB3_2, reason="urllib3.request() is new in urllib3 2")
     def test_cookie_with_urllib3_request(
         self, service: Service, seen: list[dict[str, Any]]
     ) -> None:
@@ -493,7 +499,7 @@ class TestThreads:
         errors: list[BaseException] = []
 
         def check(kind: str, host: str, url: str, expected: str | None) -> None:
-            echoed = http.request("GET", url).json()
+            echoed = json_of(http.request("GET", url))
             got = echoed["headers"].get("Authorization")
             if got != (None if expected is None else f"Bearer {expected}"):
                 wrong.append((kind, host, got))

@@ -161,8 +161,12 @@ class TestRedirects:
         retries = urllib3.Retry(total=3, remove_headers_on_redirect=[])
         url = service.redirect(service.url("/echo", "localhost"), status)
         with CAVEPoolManager(CAVETokenAuth(VALID_TOKEN), retries=retries) as pool:
-            response = pool.request(
-                "GET", url, headers={"Cookie": "a=1", "X-Other": "kept"}, timeout=TIMEOUT
+            response = pool.request(  # the request's own Retry too: urllib3 1.26 reads only that
+                "GET",
+                url,
+                headers={"Cookie": "a=1", "X-Other": "kept"},
+                retries=retries,
+                timeout=TIMEOUT,
             )
         assert response.status == 200
         first, hop = seen
