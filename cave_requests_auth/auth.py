@@ -31,7 +31,7 @@ from requests.exceptions import UnrewindableBodyError
 from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 
-from .answers import SENT_ATTRIBUTE, Attachment, describe_failure
+from .answers import SENT_ATTRIBUTE, Attachment, describe_failure, error_code
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
 from .tokens import DEFAULT_TOKEN_KEY, check_token, lookup, secrets_folder
 from .urls import Origin, normalize_server_address, origin_key, parse_origin
@@ -333,8 +333,8 @@ class CAVETokenAuth(AuthBase):
             or getattr(request, _RETRIED_ATTRIBUTE, False)
         ):
             return None
-        failure = describe_failure(response)
-        if failure is None or failure.code != "invalid_token":
+        content_type = response.headers.get("Content-Type", "")
+        if error_code(content_type, response.content) != "invalid_token":
             return None
         body = request.body
         if body is not None and not isinstance(body, (bytes, str)):
