@@ -23,15 +23,10 @@ from .errors import (
     TokenNotFoundError,
 )
 from .pool import CAVEPoolManager, auth_headers
-from .server import get_new_token, whoami
-from .tokens import (
-    TokenSource,
-    delete_token,
-    find_token,
-    load_token,
-    save_token,
-    token_file_paths,
-)
+from .account import get_new_token, whoami
+from .lookup import find_token, load_token, token_file_paths
+from .store import delete_token, save_token
+from .tokens import TokenSource
 from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url
 
 __version__ = "0.1.0"

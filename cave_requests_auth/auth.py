@@ -33,7 +33,8 @@ from requests.utils import rewind_body
 
 from .answers import SENT_ATTRIBUTE, Attachment, describe_failure, error_code
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
-from .tokens import DEFAULT_TOKEN_KEY, check_token, lookup, secrets_folder
+from .lookup import TokenPlaces, lookup, secrets_folder
+from .tokens import DEFAULT_TOKEN_KEY, check_token
 from .urls import Origin, normalize_server_address, origin_key, parse_origin
 
 if TYPE_CHECKING:
@@ -141,8 +142,7 @@ class CAVETokenAuth(AuthBase):
             token = check_token(token, "the token= argument")
         if server_address is not None:
             server_address = normalize_server_address(server_address)
-        if not isinstance(token_key, str) or not token_key:
-            raise TypeError("token_key must be a non-empty string, such as 'token'.")
+        self._places = TokenPlaces.of(server_address, token_file, token_key, secrets_dir)
         self.token = token
         self.server_address = server_address
         self.token_file = None if token_file is None else os.fspath(token_file)
@@ -201,7 +201,7 @@ class CAVETokenAuth(AuthBase):
         if self._patterns is None:
             return True
         exact, suffixes = self._patterns
-        host = origin.host.strip("[]")
+        host = origin.name.strip("[]")
         if host in exact:
             return True
         return not origin.is_ip and any(  # "*.0.0.1" is no pattern for 127.0.0.1
@@ -234,14 +234,7 @@ class CAVETokenAuth(AuthBase):
 
     def _find(self, origin: Origin) -> Attachment:
         try:
-            source = lookup(
-                origin,
-                token=self.token,
-                server_address=self.server_address,
-                token_file=self.token_file,
-                token_key=self.token_key,
-                secrets_dir=self.secrets_dir,
-            )
+            source = lookup(origin, self._places, self.token)
         except TokenNotFoundError:
             if self.required:
                 raise

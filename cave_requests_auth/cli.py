@@ -18,15 +18,10 @@ import requests
 from . import __version__
 from .auth import CAVETokenAuth
 from .errors import CAVEAuthError, CAVEAuthWarning, TokenNotFoundError
-from .server import new_token_steps, whoami
-from .tokens import (
-    CAVE_TOKEN_ENV,
-    check_token,
-    delete_token,
-    find_token,
-    mask_token,
-    save_token,
-)
+from .account import new_token_steps, whoami
+from .lookup import find_token
+from .store import delete_token, save_token
+from .tokens import CAVE_TOKEN_ENV, check_token, mask_token
 from .urls import (
     DEFAULT_SERVER_ADDRESS,
     new_token_url,

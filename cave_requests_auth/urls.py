@@ -39,7 +39,8 @@ class Origin(NamedTuple):
     scheme: str
     """Lower case, e.g. ``"https"``."""
     host: str
-    """Lower case, without a trailing dot; an IPv6 address keeps its brackets."""
+    """Lower case, as written (a trailing dot kept: ``localhost.`` is resolved through
+    DNS, ``localhost`` is not); an IPv6 address keeps its brackets."""
     port: int | None
     """The port written in the URL, if any."""
 
@@ -49,23 +50,36 @@ class Origin(NamedTuple):
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
     @property
+    def name(self) -> str:
+        """The host without a trailing dot (IPv6 keeps its brackets): what files are named for."""
+        return self.host.rstrip(".") or self.host
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The host as an IP address, or ``None`` for a name."""
+        try:
+            return ipaddress.ip_address(self.host.strip("[]"))
+        except ValueError:
+            return None
+
+    @property
     def is_ip(self) -> bool:
         """Whether the host is an IP address rather than a name."""
-        try:
-            ipaddress.ip_address(self.host.strip("[]"))
-        except ValueError:
-            return False
-        return True
+        return self.ip is not None
 
     @property
     def is_loopback(self) -> bool:
-        """Whether the host is ``localhost``, in ``127.0.0.0/8`` or ``::1``."""
+        """Whether the host is ``localhost``, in ``127.0.0.0/8`` or ``::1``: never resolved
+        through DNS (``localhost.`` and ``127.0.0.1.`` are, so they are not loopback)."""
         if self.host == "localhost":
             return True
-        try:
-            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
-        except ValueError:
-            return False
+        ip = self.ip
+        return ip is not None and ip.is_loopback
+
+    @property
+    def file_netloc(self) -> str:
+        """:attr:`name`, with ``:port`` where written: what secret files are named for."""
+        return self.name if self.port is None else f"{self.name}:{self.port}"
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc}"
@@ -101,8 +115,6 @@ def parse_origin(url: str) -> Origin | None:
     if not parsed.scheme or not parsed.host:
         return None
     host = parsed.host.lower()
-    if host.endswith(".") and len(host) > 1:
-        host = host[:-1]
     return Origin(parsed.scheme.lower(), host, parsed.port)
 
 

@@ -37,7 +37,7 @@ import requests
 from middle_auth_client import decorators as mac
 from werkzeug.serving import make_server
 
-from cave_requests_auth import tokens
+from cave_requests_auth import lookup
 from cave_requests_auth.cli import main
 
 VALID_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -110,7 +110,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setattr(tokens, "_warned_deprecated", set())
+    monkeypatch.setattr(lookup, "_warned_deprecated", set())
     return home
 
 
