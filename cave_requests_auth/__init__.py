@@ -8,6 +8,7 @@ The token is found as CAVEclient and CloudVolume find it (``~/.cloudvolume/secre
 or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
 """
 
+from .account import get_new_token, whoami
 from .adapters import CAVEAuthAdapter
 from .answers import raise_for_auth
 from .auth import CAVETokenAuth
@@ -22,9 +23,8 @@ from .errors import (
     TokenFileModeWarning,
     TokenNotFoundError,
 )
-from .pool import CAVEPoolManager, auth_headers
-from .account import get_new_token, whoami
 from .lookup import find_token, load_token, token_file_paths
+from .pool import CAVEPoolManager, auth_headers
 from .store import delete_token, save_token
 from .tokens import TokenSource
 from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url

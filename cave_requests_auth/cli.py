@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, TextIO
 import requests
 
 from . import __version__
+from .account import new_token_steps, whoami
 from .auth import CAVETokenAuth
 from .errors import CAVEAuthError, CAVEAuthWarning, TokenNotFoundError
-from .account import new_token_steps, whoami
 from .lookup import find_token
 from .store import delete_token, save_token
 from .tokens import CAVE_TOKEN_ENV, check_token, mask_token
