@@ -9,9 +9,6 @@ or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
 """
 
 from .account import get_new_token, whoami
-from .adapters import CAVEAuthAdapter
-from .answers import raise_for_auth
-from .auth import CAVETokenAuth
 from .errors import (
     AuthResponseError,
     CAVEAuthError,
@@ -24,9 +21,11 @@ from .errors import (
     TokenNotFoundError,
 )
 from .lookup import find_token, load_token, token_file_paths
-from .pool import CAVEPoolManager, auth_headers
 from .store import delete_token, save_token
 from .tokens import TokenSource
+from .transport.requests import CAVETokenAuth, raise_for_auth
+from .transport.requests_adapter import CAVEAuthAdapter
+from .transport.urllib3 import CAVEPoolManager, CAVEProxyManager, auth_headers
 from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url
 
 __version__ = "0.1.0"
@@ -38,6 +37,7 @@ __all__ = [
     "CAVEAuthError",
     "CAVEAuthWarning",
     "CAVEPoolManager",
+    "CAVEProxyManager",
     "CAVETokenAuth",
     "DeprecatedTokenFileWarning",
     "InsecureTransportError",

@@ -16,17 +16,17 @@ Warnings::
     └── DeprecatedTokenFileWarning    a token read from chunkedgraph-secret.json (a FutureWarning)
 
 No message here ever holds a token: they name where a token came from (a file
-and its key, or the environment), never its value.
+and its key, or the environment), never its value. Every error pickles and
+copies (a worker process can raise one through ``concurrent.futures``), and its
+pickle holds no token: ``AuthResponseError`` leaves its ``response`` (whose
+request carries the token) behind.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from requests.exceptions import HTTPError
-
-if TYPE_CHECKING:
-    from requests import Response
 
 __all__ = [
     "AuthResponseError",
@@ -53,7 +53,10 @@ class TokenNotFoundError(CAVEAuthError, LookupError):
 
     def __init__(self, message: str, searched: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.searched = searched
+        self.searched = tuple(searched)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.searched))
 
 
 class InvalidTokenError(CAVEAuthError, ValueError):
@@ -90,22 +93,39 @@ class AuthResponseError(CAVEAuthError, HTTPError):
             ``"bad_auth_header"``, ``"missing_tos"``, ``"missing_permission"``,
             ``"missing_role"``), or ``"forbidden"`` for a plain 403.
         tos_form_url: where to accept the terms of service, for ``missing_tos``.
-        response: the :class:`requests.Response` that carried the answer.
+        response: the response that carried the answer (a :class:`requests.Response`,
+            or the response of the library it came from); ``None`` once unpickled,
+            since its request carries the token.
     """
 
-    response: Response
+    response: Any
 
     def __init__(
         self,
         message: str,
         *,
         code: str,
-        response: Response,
+        response: Any = None,
         tos_form_url: str | None = None,
     ) -> None:
-        super().__init__(message, response=response, request=response.request)
+        super().__init__(message, response=response, request=getattr(response, "request", None))
         self.code = code
         self.tos_form_url = tos_form_url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_response_error, (type(self), self.args[0], self.code, self.tos_form_url))
+
+    def __copy__(self) -> AuthResponseError:
+        return type(self)(
+            self.args[0], code=self.code, response=self.response, tos_form_url=self.tos_form_url
+        )
+
+
+def _rebuild_response_error(
+    cls: type[AuthResponseError], message: str, code: str, tos_form_url: str | None
+) -> AuthResponseError:
+    """Unpickle an :class:`AuthResponseError`, without the response it was raised for."""
+    return cls(message, code=code, tos_form_url=tos_form_url)
 
 
 class CAVEAuthWarning(UserWarning):

@@ -7,13 +7,17 @@ that decides where urllib3 (and so requests) actually connects.
 from __future__ import annotations
 
 import ipaddress
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 __all__ = [
     "DEFAULT_SERVER_ADDRESS",
+    "HostPatterns",
     "Origin",
     "new_token_url",
     "normalize_server_address",
@@ -57,10 +61,7 @@ class Origin(NamedTuple):
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         """The host as an IP address, or ``None`` for a name."""
-        try:
-            return ipaddress.ip_address(self.host.strip("[]"))
-        except ValueError:
-            return None
+        return _ip_address(self.host.strip("[]"))
 
     @property
     def is_ip(self) -> bool:
@@ -83,6 +84,86 @@ class Origin(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc}"
+
+
+class HostPatterns:
+    """A ``hosts=`` allow-list: exact names, ``*.example.org`` for subdomains, IP addresses.
+
+    Entries are normalised as the URLs they are matched against are: names
+    lower-cased and IDNA-encoded (requests sends ``bücher.example`` as
+    ``xn--bcher-kva.example``), a trailing dot dropped, IP addresses compared as
+    addresses (``::1`` matches ``[0:0::1]``). An entry that could match nothing
+    is refused.
+
+    Raises:
+        TypeError: an entry is not a string.
+        ValueError: an entry is not a host name, a ``*.`` pattern or an IP address.
+    """
+
+    __slots__ = ("ips", "names", "suffixes")
+
+    def __init__(self, hosts: Iterable[str]) -> None:
+        names: set[str] = set()
+        ips: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        suffixes: list[str] = []
+        for entry in hosts:
+            if not isinstance(entry, str):
+                raise TypeError(f"hosts entries must be strings, not {type(entry).__name__}.")
+            text = entry.strip()
+            wildcard = text.startswith("*.")
+            bare = text[2:] if wildcard else text
+            ip = _ip_address(bare.strip("[]"))
+            if ip is not None and not wildcard:
+                ips.add(ip)
+                continue
+            if bare.startswith("."):
+                raise ValueError(
+                    f"hosts entry {entry!r} would match nothing; write '*{bare}' for the "
+                    f"subdomains of {bare[1:]!r}, and add {bare[1:]!r} for the host itself."
+                )
+            host = _host_name(bare)
+            if host is None or ip is not None:
+                raise ValueError(
+                    f"hosts entry {entry!r} is not a host name; give names such as "
+                    "'minnie.example.org' or '*.example.org', or an IP address "
+                    "(no scheme, port or path)."
+                )
+            if wildcard:
+                suffixes.append("." + host)
+            else:
+                names.add(host)
+        self.names = frozenset(names)
+        self.ips = frozenset(ips)
+        self.suffixes = tuple(suffixes)
+
+    def matches(self, origin: Origin) -> bool:
+        """Whether a request to ``origin`` is one the list allows."""
+        ip = origin.ip
+        if ip is not None:
+            return ip in self.ips  # "*.0.0.1" is no pattern for 127.0.0.1
+        name = origin.name
+        return name in self.names or any(
+            name.endswith(suffix) and len(name) > len(suffix) for suffix in self.suffixes
+        )
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _host_name(text: str) -> str | None:
+    """A host name as urllib3 would connect to it (lower case, IDNA), or ``None``."""
+    if not text or any(character in text for character in "/:@*?#[]\\% "):
+        return None
+    try:
+        host = parse_url("https://" + text).host
+    except (LocationParseError, ValueError, UnicodeError):
+        return None
+    host = (host or "").lower().rstrip(".")
+    return host or None
 
 
 def origin_key(url: str) -> str:

@@ -152,7 +152,8 @@ def assert_not_chained(error: BaseException) -> None:
 
 HOSTS = ["127.0.0.1", "localhost"]  # two names of the service: to requests, two hosts
 BEARER = f"Bearer {VALID_TOKEN}"
-TOKEN = (True, True)  # what ``carried`` gives: Authorization: Bearer, and the cookie
+TOKEN = (True, False)  # what ``carried`` gives by default: Authorization: Bearer, no cookie
+TOKEN_AND_COOKIE = (True, True)  # with cookie=True
 NOTHING = (False, False)
 
 

@@ -272,7 +272,7 @@ class TestLibrarySession:
 
     def test_server_sees_merged_cookies(self, service: Service, seen: list[dict[str, Any]]) -> None:
         session = library_session()
-        session.mount(service.url("/"), CAVEAuthAdapter(CAVETokenAuth(VALID_TOKEN)))
+        session.mount(service.url("/"), CAVEAuthAdapter(CAVETokenAuth(VALID_TOKEN, cookie=True)))
         session.get(service.url("/echo"))
         assert seen[0]["cookies"] == {"lib_session": "abc", "middle_auth_token": VALID_TOKEN}
         assert seen[0]["headers"]["Authorization"] == BEARER

@@ -35,7 +35,7 @@ def echo(service: Service, auth: Any, host: str = "127.0.0.1", **kwargs: Any) ->
 
 class TestAttach:
     def test_bearer_header_and_cookie(self, service: Service) -> None:
-        seen = echo(service, CAVETokenAuth(VALID_TOKEN))
+        seen = echo(service, CAVETokenAuth(VALID_TOKEN, cookie=True))
         assert seen["headers"]["Authorization"] == f"Bearer {VALID_TOKEN}"
         assert seen["cookies"] == {"middle_auth_token": VALID_TOKEN}
 
@@ -104,7 +104,11 @@ class TestPerHostFiles:
 
 class TestCookieMerge:
     def test_keeps_other_cookies(self, service: Service) -> None:
-        seen = echo(service, CAVETokenAuth(VALID_TOKEN), cookies={"session": "abc", "lang": "en"})
+        seen = echo(
+            service,
+            CAVETokenAuth(VALID_TOKEN, cookie=True),
+            cookies={"session": "abc", "lang": "en"},
+        )
         assert seen["cookies"] == {
             "session": "abc",
             "lang": "en",
@@ -114,7 +118,7 @@ class TestCookieMerge:
     def test_replaces_an_old_middle_auth_token(self, service: Service) -> None:
         seen = echo(
             service,
-            CAVETokenAuth(VALID_TOKEN),
+            CAVETokenAuth(VALID_TOKEN, cookie=True),
             headers={"Cookie": f"a=1; middle_auth_token={OTHER_TOKEN}; b=2"},
         )
         assert seen["headers"]["Cookie"] == f"a=1; b=2; middle_auth_token={VALID_TOKEN}"
@@ -122,7 +126,7 @@ class TestCookieMerge:
     def test_cookie_never_enters_the_jar(self, service: Service) -> None:
         with requests.Session() as session:
             session.cookies.set("session", "abc")
-            session.auth = CAVETokenAuth(VALID_TOKEN)
+            session.auth = CAVETokenAuth(VALID_TOKEN, cookie=True)
             session.get(service.url("/echo"))
             assert dict(session.cookies) == {"session": "abc"}
             session.auth = None
@@ -144,7 +148,7 @@ class TestHosts:
     def test_allow_list(
         self, service: Service, hosts: list[str], host: str, attached: bool
     ) -> None:
-        seen = echo(service, CAVETokenAuth(VALID_TOKEN, hosts=hosts), host=host)
+        seen = echo(service, CAVETokenAuth(VALID_TOKEN, hosts=hosts, cookie=True), host=host)
         assert ("Authorization" in seen["headers"]) is attached
         assert ("middle_auth_token" in seen["cookies"]) is attached
 

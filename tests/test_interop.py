@@ -289,7 +289,7 @@ class TestSameRequest:
         seen.clear()
         ours = []
         for url in urls:
-            response = requests.get(url, auth=CAVETokenAuth())
+            response = requests.get(url, auth=CAVETokenAuth(cookie=True))
             ours.append(
                 {
                     "status": response.status_code,

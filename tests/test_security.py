@@ -175,29 +175,18 @@ class TestRedirects:
         assert hop["cookies"] == {"a": "1"}  # the caller's own cookie, kept as urllib3 was told
         assert hop["headers"]["X-Other"] == "kept"
 
-    @pytest.mark.parametrize(
-        ("way", "restored"),
-        [
-            # requests applies session.auth and auth= once, when it prepares the
-            # request; a hop after a change of host never gets it back.
-            ("auth=", False),
-            ("session.auth", False),
-            # Both attach per hop by the auth's own rules, and A is the host the
-            # token was meant for.
-            ("adapter", True),
-            ("pool", True),
-        ],
-    )
-    def test_back_to_the_first_host(
-        self, service: Service, seen: list[dict[str, Any]], way: str, restored: bool
+    @pytest.mark.parametrize("way", WAYS)
+    def test_back_to_the_first_host_gets_nothing(
+        self, service: Service, seen: list[dict[str, Any]], way: str
     ) -> None:
+        """A -> B -> A: B chose the method, path and body of the last hop, so no token."""
         back = service.redirect(service.url("/echo"), 302, host="localhost")
         code, _ = fetch(way, service.redirect(back, 302), CAVETokenAuth(VALID_TOKEN))
         assert code == 200
         a, b, a_again = seen
         assert has_token(a)
         assert not has_token(b)
-        assert has_token(a_again) is restored
+        assert not has_token(a_again)
 
     @pytest.mark.parametrize("status", [302, 307])
     def test_adapter_on_a_broad_prefix_keeps_the_token_on_its_host(
@@ -300,7 +289,7 @@ class TestCookies:
     def test_jar_is_untouched_and_its_cookies_still_sent(
         self, service: Service, seen: list[dict[str, Any]], way: str
     ) -> None:
-        auth = CAVETokenAuth(VALID_TOKEN)
+        auth = CAVETokenAuth(VALID_TOKEN, cookie=True)
         with requests.Session() as session:
             session.cookies.set("session", "abc")
             session.cookies.set("lang", "en", domain="127.0.0.1")
@@ -331,13 +320,13 @@ class TestCookies:
         cookies = {"a": "1", "b": "2"}
         without = requests.get(service.url("/echo"), cookies=cookies).json()["headers"]["Cookie"]
         with_auth = requests.get(
-            service.url("/echo"), cookies=cookies, auth=CAVETokenAuth(VALID_TOKEN)
+            service.url("/echo"), cookies=cookies, auth=CAVETokenAuth(VALID_TOKEN, cookie=True)
         ).json()["headers"]["Cookie"]
         assert with_auth == f"{without}; middle_auth_token={VALID_TOKEN}"
 
     def test_request_cookies_do_not_reach_the_session_jar(self, service: Service) -> None:
         with requests.Session() as session:
-            session.auth = CAVETokenAuth(VALID_TOKEN)
+            session.auth = CAVETokenAuth(VALID_TOKEN, cookie=True)
             session.get(service.url("/echo"), cookies={"x": "1"})
             assert list(session.cookies) == []
 
@@ -468,7 +457,7 @@ class TestHostFiles:
         ],
     )
     def test_wildcard_hosts(self, url: str, attached: bool) -> None:
-        auth = CAVETokenAuth(VALID_TOKEN, hosts=["*.example.org"])
+        auth = CAVETokenAuth(VALID_TOKEN, hosts=["*.example.org"], cookie=True)
         request = raw_request(url)
         request.headers["Cookie"] = "a=1"
         auth(request)
@@ -769,10 +758,12 @@ class TestBadInput:
         pasted: str,
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": pasted})
-        from_file = requests.get(service.url("/api/data"), auth=CAVETokenAuth())
-        from_argument = requests.get(service.url("/api/data"), auth=CAVETokenAuth(pasted))
+        from_file = requests.get(service.url("/api/data"), auth=CAVETokenAuth(cookie=True))
+        from_argument = requests.get(
+            service.url("/api/data"), auth=CAVETokenAuth(pasted, cookie=True)
+        )
         monkeypatch.setenv("CAVE_TOKEN", pasted)
-        from_environment = requests.get(service.url("/api/data"), auth=CAVETokenAuth())
+        from_environment = requests.get(service.url("/api/data"), auth=CAVETokenAuth(cookie=True))
         for response in (from_file, from_argument, from_environment):
             assert response.json()["user"] == "Ada"
         assert [hit["headers"]["Authorization"] for hit in seen] == [f"Bearer {VALID_TOKEN}"] * 3
@@ -1061,7 +1052,7 @@ class TestRetries:
         )
         localhost_file = secrets / f"localhost:{recorder.port}-cave-secret.json"
         write_secret(localhost_file, {"token": INVALID_TOKEN})
-        auth = CAVETokenAuth()
+        auth = CAVETokenAuth(cookie=True)
         threads, rounds = 20, 4
         barrier = threading.Barrier(threads + 1)
         errors: list[BaseException] = []

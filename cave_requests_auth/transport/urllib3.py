@@ -1,0 +1,233 @@
+"""urllib3: ``CAVEPoolManager``, ``CAVEProxyManager`` and ``auth_headers``.
+
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. A pool
+manager follows a redirect by calling its own ``urlopen`` again (an assumption
+``tests/test_upstream.py`` checks): the outer call opens a :class:`.core.Chain`
+in a context variable, and each inner call asks it what its hop may carry,
+replacing the headers the hop inherited. So a caller's
+``Retry(remove_headers_on_redirect=...)`` cannot carry the token elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+from urllib3 import PoolManager, ProxyManager
+
+from ..core import Attachment, Chain, Credentials, error_object
+from ..refusals import Answer
+from .requests import CAVETokenAuth, environment_proxy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from urllib3.response import BaseHTTPResponse
+
+__all__ = ["CAVEPoolManager", "CAVEProxyManager", "answers_of_urllib3", "auth_headers"]
+
+_chain: contextvars.ContextVar[Chain | None] = contextvars.ContextVar(
+    "cave_requests_auth_chain", default=None
+)
+
+
+def auth_headers(url: str, **token_kwargs: Any) -> dict[str, str]:
+    """The headers that carry a CAVE token to ``url``, for urllib3 or any client.
+
+    >>> urllib3.request("GET", url, headers=auth_headers(url))  # doctest: +SKIP
+
+    These are plain headers: the client decides where they go next. urllib3,
+    requests, httpx and aiohttp drop ``Authorization`` on a redirect to another
+    host; Python's ``urllib`` (so pandas' ``storage_options``) and fsspec's
+    ``headers=`` send them to every host. Prefer a binding that sees redirects.
+
+    Args:
+        url: where the request goes; its host picks the token file, and decides
+            whether a token may go there at all (plain http only to loopback,
+            and not through a proxy of the environment).
+        **token_kwargs: as for :class:`CAVETokenAuth` (with ``cookie=True`` a
+            ``Cookie`` header is included: merge it with yours).
+
+    Returns:
+        ``{"Authorization": "Bearer …"}`` (and ``"Cookie"`` where asked), or ``{}``
+        for a host outside ``hosts=`` or with ``required=False`` and no token.
+
+    Raises:
+        InsecureTransportError, TokenNotFoundError, InvalidTokenError,
+        TokenFileError: as a request through :class:`CAVETokenAuth` would.
+    """
+    attachment = Credentials(**token_kwargs).attachment(url, environment_proxy)
+    return {} if attachment is None else attachment.headers()
+
+
+def _headers(
+    given: Mapping[str, str], remove: Attachment | None, add: Attachment | None
+) -> dict[str, str]:
+    """``given`` without what ``remove`` put there, with ``add``'s headers."""
+    headers: dict[str, str] = {}
+    cookie = None
+    for name in given:
+        value, lower = given[name], name.lower()
+        if lower == "authorization" and (
+            (add is not None and add.header is not None)
+            or (remove is not None and value == remove.header)
+        ):
+            continue
+        if lower == "cookie":
+            cookie = value
+            if remove is not None and remove.cookie is not None:
+                parts = [p.strip() for p in value.split(";") if p.strip() != remove.cookie]
+                cookie = "; ".join(p for p in parts if p) or None
+            continue
+        headers[name] = value
+    if add is not None:
+        new = add.headers(cookie)
+        headers.update(new)
+        cookie = new.get("Cookie", cookie)
+    if cookie:
+        headers["Cookie"] = cookie
+    return headers
+
+
+def _position(body: Any) -> int | None:
+    """Where a seekable body starts, or ``None`` (a pipe or socket cannot seek)."""
+    if not (hasattr(body, "seek") and hasattr(body, "tell")):
+        return None
+    try:
+        return int(body.tell())
+    except (OSError, ValueError):
+        return None
+
+
+def answers_of_urllib3(response: Any) -> list[Answer]:
+    """A urllib3 response as the values :mod:`.refusals` reads (no redirect history)."""
+    if not (hasattr(response, "status") and hasattr(response, "headers")):
+        raise TypeError(
+            f"raise_for_auth takes a requests or urllib3 response, not {type(response).__name__}."
+        )
+    headers = response.headers
+    status = int(response.status)
+    body = response.data if status in (400, 401, 403) else b""
+    url = getattr(response, "url", None) or response.geturl() or ""
+    return [
+        Answer(
+            method="",
+            url=str(url),
+            status=status,
+            content_type=headers.get("Content-Type", ""),
+            www_authenticate=headers.get("WWW-Authenticate", ""),
+            location=headers.get("Location"),
+            body=body or b"",
+        )
+    ]
+
+
+class _CAVEManager:
+    """``urlopen`` for a pool manager: the chain's rules on every hop, a 401 retried once."""
+
+    auth: CAVETokenAuth
+    headers: Mapping[str, str]
+
+    def _proxy_of(self, url: str) -> str | None:
+        return None  # a PoolManager connects directly
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.auth!r})"
+
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> BaseHTTPResponse:
+        """Send with the token where the rules allow it; follow redirects as urllib3 does."""
+        chain = _chain.get()
+        if chain is not None:  # a redirect hop of the request below
+            given = kw.get("headers", self.headers)
+            kw["headers"] = _headers(
+                given, chain.attachment, self.auth.hop(chain, url, self._proxy_of)
+            )
+            return super().urlopen(method, url, redirect, **kw)  # type: ignore[misc,no-any-return]
+
+        chain = self.auth.start(url, self._proxy_of)
+        given = kw.get("headers", self.headers)
+        body: Any = kw.get("body")
+        position = _position(body)
+        response = self._send(method, url, redirect, kw, given, chain)
+        if response.status != 401 or chain.attachment is None:
+            return response
+        code = error_object(response.headers.get("Content-Type", ""), response.data)
+        newer = self.auth.retry_with(
+            url,
+            chain.attachment,
+            401,
+            None if code is None else code["error"],
+            from_hop=chain.hops > 0,
+            rewindable=body is None or isinstance(body, (bytes, str)) or position is not None,
+        )
+        if newer is None:
+            return response
+        response.drain_conn()
+        response.release_conn()
+        if position is not None:
+            body.seek(position)
+        return self._send(method, url, redirect, kw, given, Chain(chain.key, newer))
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        redirect: bool,
+        kw: dict[str, Any],
+        given: Mapping[str, str],
+        chain: Chain,
+    ) -> BaseHTTPResponse:
+        kw["headers"] = _headers(given, None, chain.attachment)
+        reset = _chain.set(chain)
+        try:
+            return super().urlopen(method, url, redirect, **kw)  # type: ignore[misc,no-any-return]
+        finally:
+            _chain.reset(reset)
+
+
+class CAVEPoolManager(_CAVEManager, PoolManager):  # type: ignore[misc]
+    """A :class:`urllib3.PoolManager` that attaches a CAVE token to each request.
+
+    >>> http = CAVEPoolManager()  # doctest: +SKIP
+    >>> http.request("GET", "https://minnie.example.org/segmentation/api/v1/")  # doctest: +SKIP
+
+    Args:
+        auth: the :class:`CAVETokenAuth` whose token and rules apply
+            (default: ``CAVETokenAuth()``).
+        **pool_kwargs: for :class:`urllib3.PoolManager` (``num_pools``,
+            ``headers``, ``retries``, ``ca_certs``, …). For a proxy, use
+            :class:`CAVEProxyManager`.
+    """
+
+    def __init__(self, auth: CAVETokenAuth | None = None, **pool_kwargs: Any) -> None:
+        if "proxy_url" in pool_kwargs:
+            raise TypeError(
+                "CAVEPoolManager takes no proxy_url; use CAVEProxyManager(proxy_url, auth=...)."
+            )
+        super().__init__(**pool_kwargs)
+        self.auth = auth if auth is not None else CAVETokenAuth()
+
+
+class CAVEProxyManager(_CAVEManager, ProxyManager):  # type: ignore[misc]
+    """A :class:`urllib3.ProxyManager` that attaches a CAVE token to each request.
+
+    ``https`` goes through a CONNECT tunnel, so only the service sees the token;
+    plain ``http`` (and ``https`` with ``use_forwarding_for_https=True``) would be
+    seen by the proxy, so it gets none (:class:`InsecureTransportError`), unless
+    ``allow_insecure_http=True``.
+
+    Args:
+        proxy_url: the proxy, as for :class:`urllib3.ProxyManager`.
+        auth: the :class:`CAVETokenAuth` whose token and rules apply.
+        **kwargs: for :class:`urllib3.ProxyManager`.
+    """
+
+    def __init__(self, proxy_url: str, auth: CAVETokenAuth | None = None, **kwargs: Any) -> None:
+        super().__init__(proxy_url, **kwargs)
+        self.auth = auth if auth is not None else CAVETokenAuth()
+
+    def _proxy_of(self, url: str) -> str | None:
+        config = self.proxy_config
+        if url[:6].lower() == "https:" and not (config and config.use_forwarding_for_https):
+            return None
+        return str(self.proxy)
