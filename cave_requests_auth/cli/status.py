@@ -1,0 +1,294 @@
+"""``cave-auth status``: which token a request would use, and every token on this machine.
+
+Like ``gh auth status``: one block per token (``CAVE_TOKEN``, each server file,
+the default file, the deprecated one), masked, with what it is used for; where
+files hold different tokens, it says so (CAVEclient's ``save_token(overwrite=True)``
+replaces the token in one file only, so CAVEclient and CloudVolume may then send
+different tokens). ``--check`` asks the auth server that issued each token.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import warnings
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..errors import (
+    AuthResponseError,
+    CAVEAuthError,
+    InvalidTokenError,
+    TokenFileError,
+    TokenFileModeWarning,
+    TokenNotFoundError,
+)
+from ..files import read_secret_file
+from ..lookup import stored_value
+from ..store import saved_token_files
+from ..tokens import (
+    CAVE_TOKEN_ENV,
+    DEFAULT_FILE_NAME,
+    DEPRECATED_FILE_NAME,
+    SERVER_FILE_SUFFIX,
+    TokenSource,
+    check_token,
+)
+from ..urls import new_token_url, parse_origin
+from ._common import (
+    PROG,
+    CommandError,
+    attachment_for,
+    auth_of,
+    check_with_server,
+    places_of,
+    same_options,
+    server_of,
+    user_lines,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..account import AuthServer
+    from ..lookup import TokenPlaces
+    from ._output import Output
+
+NAME = "status"
+SUMMARY = "Show which token a request would use, and every token saved on this machine."
+EXAMPLE = f"{PROG} status https://minnie.example.org/segmentation/api --check"
+
+_WIDTH = 7  # of the labels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url", nargs="?", metavar="URL", help="the URL a request goes to (default: the server)"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="ask the auth server that issued each token whose it is (and which terms "
+        "of service are still to accept)",
+    )
+
+
+class Block(NamedTuple):
+    """One token on this machine: where it is, what it is for, and any problem."""
+
+    title: str
+    used_for: str
+    source: TokenSource | None = None
+    problem: str | None = None
+    path: str | None = None
+    issuer_url: str | None = None
+    """Whose auth server to ask, for ``--check``."""
+
+
+def _read(path: str, key: str) -> tuple[TokenSource | None, str | None]:
+    """The token in ``path`` under ``key`` (or none), or the problem reading it."""
+    try:
+        data = read_secret_file(path, check_mode=False)
+        value = None if data is None else stored_value(data, path, key)
+        if value is None:
+            return None, None
+        source = TokenSource(value, "file", path, key)
+        source.token = check_token(value, source)
+        return source, None
+    except CAVEAuthError as error:
+        return None, str(error)
+    except RecursionError:
+        return None, f"{path} is nested too deeply to be a token file; delete it or fix it."
+
+
+def _server_file_netloc(path: str) -> str | None:
+    name = os.path.basename(path)
+    return name[: -len(SERVER_FILE_SUFFIX)] if name.endswith(SERVER_FILE_SUFFIX) else None
+
+
+def _issuer_url(netloc: str, target: str, server: str) -> str:
+    """The address of a server file's host, with the scheme of the target or server if it is one."""
+    for known in (target, server):
+        origin = parse_origin(known)
+        if origin is not None and netloc in (origin.file_netloc, origin.name, origin.netloc):
+            return f"{origin.scheme}://{netloc}"
+    return f"https://{netloc}"
+
+
+def _blocks(places: TokenPlaces, target: str, server: str) -> list[Block]:
+    blocks = []
+    value = os.environ.get(CAVE_TOKEN_ENV, "")
+    if value.strip():
+        source = TokenSource(value, "environment")
+        problem = None
+        try:
+            source.token = check_token(value, source)
+        except InvalidTokenError as error:
+            problem = str(error)
+        blocks.append(
+            Block(
+                f"${CAVE_TOKEN_ENV}",
+                "every request: it wins over every file",
+                None if problem else source,
+                problem,
+                None,
+                target,
+            )
+        )
+    if places.token_file is not None:
+        paths = [places.token_file]
+    else:
+        searched = places.search_paths(parse_origin(target))
+        paths = list(dict.fromkeys([*searched, *saved_token_files(places.folder)]))
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        found, problem = _read(path, places.token_key)
+        if found is None and problem is None:
+            continue  # no token under that key
+        netloc = _server_file_netloc(path)
+        name = os.path.basename(path)
+        if path == places.token_file:
+            used_for, issuer = "every request (--token-file)", target
+        elif netloc is not None:
+            used_for, issuer = f"requests to {netloc}", _issuer_url(netloc, target, server)
+        elif name == DEFAULT_FILE_NAME:
+            used_for, issuer = "requests to hosts without a file of their own", target
+        elif name == DEPRECATED_FILE_NAME:
+            used_for = (
+                f"requests to hosts without a file of their own, where {DEFAULT_FILE_NAME} "
+                "has no token (a deprecated name)"
+            )
+            issuer = target
+        else:
+            used_for, issuer = "requests that find no other token", target
+        blocks.append(Block(path, used_for, found, problem, path, issuer))
+    return blocks
+
+
+def _line(io: Output, label: str, text: str, bad: bool = False) -> None:
+    line = f"  {label.ljust(_WIDTH)} {text}"
+    (io.bad if bad else io.say)(line)
+
+
+def _is_active(block: Block, active: TokenSource | None) -> bool:
+    if active is None or block.source is None:
+        return False
+    if active.kind == "environment":
+        return block.source.kind == "environment"
+    return active.kind == "file" and block.path == active.path
+
+
+def _check(
+    io: Output,
+    block: Block,
+    issuers: dict[str, AuthServer],
+    checked: dict[tuple[str, str], list[tuple[str, str]] | str],
+) -> bool:
+    """Print what the block's auth server says of its token; whether it accepted it."""
+    assert block.source is not None
+    assert block.issuer_url is not None
+    key = (block.source.token, block.issuer_url)
+    found = checked.get(key)
+    if found is None:
+        try:
+            user, issuer = check_with_server(block.source, block.issuer_url, issuers)
+            found = user_lines(user, issuer)
+        except (AuthResponseError, CommandError) as error:
+            found = str(error)
+        checked[key] = found
+    if isinstance(found, str):
+        _line(io, "check", f"failed: {found}", bad=True)
+        return False
+    for label, text in found:
+        _line(io, label, text)
+    return True
+
+
+def _disagreement(io: Output, blocks: list[Block], args: argparse.Namespace) -> None:
+    files = [block for block in blocks if block.path is not None and block.source is not None]
+    tokens = {block.source.token for block in files if block.source is not None}
+    if len(tokens) < 2:
+        return
+    io.say()
+    io.say(f"The saved files hold {len(tokens)} different tokens:")
+    for block in files:
+        assert block.source is not None
+        io.say(f"  {block.source.masked}  {block.path}")
+    io.say(
+        "CAVEclient reads the file of its auth server first, CloudVolume the file of the\n"
+        f"host it talks to, else {DEFAULT_FILE_NAME}: they may send different tokens\n"
+        "(CAVEclient's save_token(overwrite=True) replaces the token in one file only).\n"
+        "To put the token that requests to the server use into both of its files:"
+    )
+    unset = f"env -u {CAVE_TOKEN_ENV} " if os.environ.get(CAVE_TOKEN_ENV, "").strip() else ""
+    options = same_options(args)
+    io.say(f"  {unset}{PROG} token{options} | {PROG} save -{options}")
+
+
+def _loose_modes(io: Output, blocks: list[Block]) -> None:
+    """One warning, with one command, for every token file others may read."""
+    if os.name != "posix":
+        return
+    loose = []
+    for block in blocks:
+        if block.path is None:
+            continue
+        try:
+            mode = stat.S_IMODE(os.stat(block.path).st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            loose.append((block.path, mode))
+    if not loose:
+        return
+    listed = ", ".join(f"{path} ({mode:04o})" for path, mode in loose)
+    command = "chmod 600 " + " ".join(shlex.quote(path) for path, _ in loose)
+    them = "it" if len(loose) == 1 else "them"
+    io.warn(
+        f"other users can read or write {listed} (CAVEclient writes with your umask); "
+        f"restrict {them} with: {command}"
+    )
+
+
+def run(io: Output, args: argparse.Namespace) -> int:
+    places = places_of(args)
+    server = server_of(args)
+    target = args.url or server
+    failed = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TokenFileModeWarning)  # one warning for all, below
+        try:
+            attachment = attachment_for(auth_of(args), target)
+            active = None if attachment is None else attachment.source
+        except TokenNotFoundError as error:
+            active = None
+            io.bad(f"No token for requests to {target}. Looked in, in order:")
+            for place in error.searched:
+                io.say(f"    {place}")
+            io.say(f"  Create a token at {new_token_url(server)}, then run `{PROG} login`.")
+            failed = True
+        except (TokenFileError, InvalidTokenError) as error:
+            raise CommandError(str(error)) from None
+        if active is not None:
+            io.good(f"Requests to {target} use the token {active.masked} from {active}.")
+        blocks = _blocks(places, target, server)
+    issuers: dict[str, AuthServer] = {}
+    checked: dict[tuple[str, str], list[tuple[str, str]] | str] = {}
+    for block in blocks:
+        io.say()
+        io.say(block.title + ("   (in use)" if _is_active(block, active) else ""))
+        if block.problem is not None or block.source is None:
+            _line(io, "problem", str(block.problem), bad=True)
+            failed = True
+            continue
+        _line(io, "token", block.source.masked)
+        _line(io, "for", block.used_for)
+        if args.check and not _check(io, block, issuers, checked):
+            failed = True
+    if not blocks:
+        io.say()
+        io.say(f"No token is saved in {places.token_file or places.folder}.")
+    _disagreement(io, blocks, args)
+    _loose_modes(io, blocks)
+    return 1 if failed else 0
