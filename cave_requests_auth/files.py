@@ -2,8 +2,9 @@
 
 Knows nothing of tokens or HTTP: a secret file is a JSON object of string keys.
 
-- Reading names the file in every error and never quotes it (a JSON error
-  would quote the file, token and all, so those are raised ``from None``).
+- Reading (:mod:`.secretjson`) is bounded: a regular file of at most 1 MiB,
+  JSON within reason. A file group or others can read gives a warning. Every
+  error names the file, never quoting it.
 - Writing goes through a temporary file in the same folder, mode 0600 from its
   creation, flushed and fsynced, then renamed over the old file; on any failure
   the old file is untouched and the temporary file is removed. Writers hold an
@@ -20,9 +21,15 @@ import tempfile
 import threading
 import warnings
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .errors import TokenFileError, TokenFileModeWarning
+from .secretjson import (
+    check_regular,
+    json_type,
+    parse,
+    read_bounded,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,6 +40,7 @@ FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 
 _POSIX = os.name == "posix"
+_T = TypeVar("_T")
 _thread_lock = threading.Lock()  # for systems without flock
 
 
@@ -40,62 +48,29 @@ def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
-def json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for messages: ``"an array"``, ``"null"``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        raise ValueError("duplicate keys")
-    return data
-
-
-def _parse(raw: bytes, path: str) -> dict[str, Any]:
+def _opened(path: str, opener: Callable[[str], _T]) -> _T | None:
+    """``opener(path)``; ``None`` where there is no file; other failures named."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+        return opener(path)
+    except TokenFileError:  # an OSError too, already named
+        raise
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise TokenFileError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                "exist; remove the link or create its target.",
+                path,
+            ) from None
+        return None
+    except NotADirectoryError:
         raise TokenFileError(
-            f"{path} is not UTF-8 text; delete it or save a new token.", path
+            f"Cannot read {path}: a file is in the way of one of its folders.", path
         ) from None
-    if not text.strip():
-        raise TokenFileError(
-            f"{path} is empty; delete it or save a new token with `cave-auth save`.", path
-        )
-    try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as error:
-        raise TokenFileError(
-            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}); "
-            "fix it, or delete it and save the token again.",
-            path,
-        ) from None
-    except ValueError:
-        raise TokenFileError(
-            f"{path} has the same key twice; edit it so each key appears once.", path
-        ) from None
-    if not isinstance(data, dict):
-        raise TokenFileError(
-            f"{path} holds {json_type(data)}, not a JSON object such as "
-            '{"token": "..."}; fix it, or delete it and save the token again.',
-            path,
-        )
-    return data
+    except OSError as error:
+        raise TokenFileError(f"Cannot read {path}: {_reason(error)}.", path) from None
 
 
-def _check_mode(path: str, mode: int) -> None:
+def _check_modes(path: str, mode: int) -> None:
     if _POSIX and mode & 0o077:
         warnings.warn(
             f"{path} can be read or written by other users (mode "
@@ -114,30 +89,21 @@ def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | 
             have any access to the file.
 
     Raises:
-        TokenFileError: the file is a dangling link, unreadable, not UTF-8,
-            not JSON, has a duplicate key, or is not a JSON object.
+        TokenFileError: the file is a dangling link, unreadable, not a regular
+            file, larger than 1 MiB, not UTF-8, not JSON, nested too deeply, has
+            a duplicate key or a number too long, or is not a JSON object.
     """
-    try:
-        with open(path, "rb") as file:
-            mode = os.fstat(file.fileno()).st_mode
-            raw = file.read()
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise TokenFileError(
-                f"{path} is a symbolic link to {os.readlink(path)}, which does not "
-                "exist; remove the link or create its target.",
-                path,
-            ) from None
+    status = _opened(path, os.stat)
+    if status is None:
         return None
-    except NotADirectoryError:
-        raise TokenFileError(
-            f"Cannot read {path}: a file is in the way of one of its folders.", path
-        ) from None
-    except OSError as error:
-        raise TokenFileError(f"Cannot read {path}: {_reason(error)}.", path) from None
+    check_regular(path, status)  # before opening: opening a device can do something
     if check_mode:
-        _check_mode(path, mode)
-    return _parse(raw, path)
+        _check_modes(path, status.st_mode)
+    read = _opened(path, read_bounded)
+    if read is None:
+        return None  # removed meanwhile
+    raw, _ = read
+    return parse(raw, path)
 
 
 def _make_folders(folder: str) -> None:
@@ -259,17 +225,21 @@ def edit_secret_file(path: str, edit: Callable[[dict[str, Any]], dict[str, Any] 
     folder = os.path.dirname(target)
     _make_folders(folder)
     with _folder_lock(folder):
-        current = read_secret_file(target, check_mode=False)
-        new = edit(dict(current or {}))
-        if new is None or new == (current or {}):
+        return _edit(path, target, edit)
+
+
+def _edit(path: str, target: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+    current = read_secret_file(target, check_mode=False)
+    new = edit(dict(current or {}))
+    if new is None or new == (current or {}):
+        return False
+    if not new and target == path:
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
             return False
-        if not new and target == path:
-            try:
-                os.unlink(target)
-            except FileNotFoundError:
-                return False
-            except OSError as error:
-                raise TokenFileError(f"Cannot remove {target}: {_reason(error)}.", target) from None
-            return True
-        _write_atomically(target, new)
+        except OSError as error:
+            raise TokenFileError(f"Cannot remove {target}: {_reason(error)}.", target) from None
         return True
+    _write_atomically(target, new)
+    return True

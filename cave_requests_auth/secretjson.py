@@ -1,0 +1,219 @@
+"""Reading a secret file within bounds.
+
+Whatever a path names, reading it never hangs, never runs out of memory and
+never recurses without end:
+
+- Anything but a regular file (a FIFO, a socket, a device such as
+  ``/dev/zero``, a folder) is refused, from its ``os.stat`` before it is opened
+  (opening a device can do something) and again from the open descriptor; it is
+  opened without blocking (a FIFO would wait for a writer), and at most
+  :data:`MAX_BYTES` + 1 bytes are read.
+- JSON nested deeper than :data:`MAX_DEPTH` levels (the object itself is the
+  first) is refused before it is parsed; Python's parser would recurse once per
+  level. An integer of more than :data:`MAX_DIGITS` digits is refused rather
+  than converted (Python refuses such numbers itself, by default, and converting
+  them takes time quadratic in their length).
+
+Every error names the file and says what is wrong, never quoting the file
+(a JSON error quotes it, token and all), and is raised ``from None``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from typing import Any
+
+from .errors import TokenFileError
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "check_regular",
+    "json_type",
+    "parse",
+    "read_bounded",
+]
+
+MAX_BYTES = 1 << 20
+"""The largest secret file read (1 MiB); a token file is about 50 bytes."""
+MAX_DEPTH = 64
+"""The deepest nesting read; CAVEclient's files are one level deep."""
+MAX_DIGITS = 4300
+"""The longest integer read: Python's own default limit, on every Python version."""
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+# A string (to the end of the text where it is not closed: the scan stays linear),
+# or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _NumberTooLong(Exception):
+    pass
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages: ``"an array"``, ``"null"``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular one is, for messages: ``"a FIFO"``."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def check_regular(path: str, status: os.stat_result) -> None:
+    """Refuse anything but a regular file of at most :data:`MAX_BYTES`."""
+    if not stat.S_ISREG(status.st_mode):
+        raise TokenFileError(
+            f"{path} is not a regular file (it is {kind(status.st_mode)}); "
+            "a token file must be a JSON file such as cave-secret.json.",
+            path,
+        )
+    if status.st_size > MAX_BYTES:
+        _too_large(path)
+
+
+def _too_large(path: str) -> None:
+    raise TokenFileError(
+        f"{path} is larger than 1 MiB, too large for a secret file "
+        "(a token file is about 50 bytes); point to the right file, or delete it.",
+        path,
+    )
+
+
+def read_bounded(path: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file ``path``, and its status as opened.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, OSError: from opening, for the caller.
+        TokenFileError: not a regular file, larger than :data:`MAX_BYTES`, or a
+            read failed.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        status = os.fstat(fd)
+        check_regular(path, status)
+        chunks: list[bytes] = []
+        left = MAX_BYTES + 1  # one byte more tells a file that grew past the limit
+        try:
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        except OSError as error:
+            raise TokenFileError(
+                f"Cannot read {path}: {error.strerror or type(error).__name__}.", path
+            ) from None
+        if left <= 0:
+            _too_large(path)
+        return b"".join(chunks), status
+    finally:
+        os.close(fd)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise _DuplicateKey
+    return data
+
+
+def _integer(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_DIGITS:
+        raise _NumberTooLong
+    try:
+        return int(text)
+    except ValueError:  # a lower limit set with sys.set_int_max_str_digits
+        raise _NumberTooLong from None
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        first = match.group()[0]  # a string starts with its quote
+        if first in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif first in "]}":
+            depth -= 1
+    return False
+
+
+def _corrupt(path: str, problem: str) -> TokenFileError:
+    return TokenFileError(f"{path} {problem}; fix it, or delete it and save the token again.", path)
+
+
+def parse(raw: bytes, path: str) -> dict[str, Any]:
+    """The JSON object in ``raw``, the content of ``path``.
+
+    Raises:
+        TokenFileError: not UTF-8, empty, nested too deeply, not JSON, a duplicate
+            key, a number too long, or not a JSON object.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenFileError(
+            f"{path} is not UTF-8 text; delete it or save a new token.", path
+        ) from None
+    if not text.strip():
+        raise TokenFileError(
+            f"{path} is empty; delete it or save a new token with `cave-auth save`.", path
+        )
+    if _too_deep(text):
+        raise _corrupt(path, f"holds JSON nested too deeply (more than {MAX_DEPTH} levels)")
+    try:
+        data = json.loads(text, object_pairs_hook=_object, parse_int=_integer)
+    except json.JSONDecodeError as error:
+        problem = f"is not valid JSON (line {error.lineno}, column {error.colno})"
+        raise _corrupt(path, problem) from None
+    except _DuplicateKey:
+        raise TokenFileError(
+            f"{path} has the same key twice; edit it so each key appears once.", path
+        ) from None
+    except _NumberTooLong:
+        raise _corrupt(path, f"holds a number of more than {MAX_DIGITS} digits") from None
+    except RecursionError:  # the stack was nearly full already
+        raise _corrupt(path, "holds JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise _corrupt(
+            path, f'holds {json_type(data)}, not a JSON object such as {{"token": "..."}}'
+        )
+    return data
