@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import requests
 from requests.auth import AuthBase
 
-from .core import Attachment
 from .errors import AuthResponseError
 from .tokens import TokenSource
 from .transport.requests import CAVETokenAuth, attach, raise_for_auth
@@ -27,6 +26,7 @@ from .urls import (
     token_page_url,
     user_cache_url,
 )
+from .wire import Attachment
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response

@@ -22,98 +22,28 @@ into the small values below and does what the answer says; it decides nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
 from .lookup import TokenPlaces, lookup, secrets_folder
 from .tokens import DEFAULT_TOKEN_KEY, TokenSource, check_token
 from .urls import HostPatterns, Origin, origin_key, parse_origin, same_origin
+from .wire import Attachment, ProxyOf, error_object, no_proxy
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
 
-__all__ = [
-    "COOKIE_NAME",
-    "Attachment",
-    "Chain",
-    "Credentials",
-    "ProxyOf",
-    "error_object",
-    "merge_cookie",
-    "no_proxy",
-]
+__all__ = ["Chain", "Credentials"]
 
 logger = logging.getLogger("cave_requests_auth")
 
-COOKIE_NAME = "middle_auth_token"
 MAX_CACHED_ORIGINS = 1024
 """Origins whose decision is kept; past that the oldest goes (files are cached below it)."""
 MAX_REPORTED = 1024
 """(origin, code) pairs already warned about; past that the oldest goes."""
-MAX_ERROR_BODY = 64 * 1024
-"""Bytes of an answer read to find CAVE's JSON error."""
-
-ProxyOf = Callable[[str], "str | None"]
-"""For a URL: the proxy that would see the request in the clear (``None``: none would).
-
-A CONNECT tunnel for ``https`` is no such proxy: it sees only encrypted bytes.
-"""
-
-
-def no_proxy(url: str) -> str | None:
-    """A direct connection, as urllib3's ``PoolManager`` makes."""
-    return None
-
-
-class Attachment:
-    """What goes on a request to one origin: the token's source and its headers.
-
-    ``source`` is ``None`` where no token was found and none was required.
-    ``direct_only``: not to be sent where a proxy would see it (see :data:`ProxyOf`).
-    """
-
-    __slots__ = ("cookie", "direct_only", "header", "server_address", "source")
-
-    def __init__(
-        self,
-        source: TokenSource | None,
-        server_address: str | None,
-        *,
-        cookie: bool = False,
-        direct_only: bool = False,
-    ) -> None:
-        self.source = source
-        self.server_address = server_address
-        self.header = None if source is None else f"Bearer {source.token}"
-        self.cookie = None if source is None or not cookie else f"{COOKIE_NAME}={source.token}"
-        self.direct_only = direct_only
-
-    def headers(self, existing_cookie: str | None = None) -> dict[str, str]:
-        """``Authorization`` (and ``Cookie``, merged with ``existing_cookie``) to set."""
-        if self.header is None:
-            return {}
-        if self.cookie is None:
-            return {"Authorization": self.header}
-        return {"Authorization": self.header, "Cookie": merge_cookie(existing_cookie, self.cookie)}
-
-    def __repr__(self) -> str:
-        return f"Attachment(source={self.source!r})"
-
-
-def merge_cookie(existing: str | None, cookie: str) -> str:
-    """A ``Cookie`` header value with ``cookie`` replacing any ``middle_auth_token``."""
-    if not existing:
-        return cookie
-    kept = [
-        part.strip()
-        for part in existing.split(";")
-        if part.strip() and part.split("=", 1)[0].strip() != COOKIE_NAME
-    ]
-    return "; ".join([*kept, cookie])
 
 
 class Chain:
@@ -145,19 +75,6 @@ class Chain:
 
     def __repr__(self) -> str:
         return f"Chain({self.key!r}, left={self.left})"
-
-
-def error_object(content_type: str, body: bytes) -> dict[str, Any] | None:
-    """The JSON error object of a CAVE answer (``{"error": code, ...}``), or ``None``."""
-    if "json" not in content_type.lower() or len(body) > MAX_ERROR_BODY:
-        return None
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data
-    return None
 
 
 def _insecure(origin: Origin, proxy: str | None) -> InsecureTransportError:
@@ -355,7 +272,8 @@ class Credentials:
         url: str,
         sent: Attachment | None,
         status: int,
-        code: str | None,
+        content_type: str,
+        body: bytes,
         *,
         from_hop: bool,
         rewindable: bool,
@@ -365,13 +283,17 @@ class Credentials:
         Args:
             url: the request's URL (the first of its chain).
             sent: what the request carried.
-            status, code: the answer's status and CAVE error code.
+            status, content_type, body: the answer (the body bounded, as
+                :data:`.wire.MAX_ERROR_BODY` says).
             from_hop: the answer came from a redirect hop, not the request itself.
             rewindable: the body can be sent again (none, bytes, or a seekable file).
         """
-        if status != 401 or code != "invalid_token" or from_hop or not rewindable:
+        if status != 401 or from_hop or not rewindable:
             return None
         if sent is None or sent.source is None or sent.source.kind == "explicit":
+            return None
+        error = error_object(content_type, body)
+        if error is None or error["error"] != "invalid_token":
             return None
         newer = self.reloaded(url, sent)
         if newer is not None:

@@ -25,9 +25,9 @@ import re
 from typing import TYPE_CHECKING, Callable, NamedTuple
 from urllib.parse import urljoin
 
-from .core import Attachment, error_object
 from .text import quote, redact
 from .urls import new_token_url, parse_origin
+from .wire import Attachment, error_object
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -21,6 +21,8 @@ from cave_requests_auth.refusals import Answer, describe, report
 from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, write_secret
 
 PROXY = "http://user:secret@proxy.invalid:3128"
+JSON = "application/json"
+INVALID = b'{"error": "invalid_token"}'
 
 
 def through(proxy: str | None) -> Any:
@@ -162,27 +164,34 @@ class TestRetry:
         sent = credentials.attachment(url)
         write_secret(path, {"token": VALID_TOKEN})
         newer = credentials.retry_with(
-            url, sent, 401, "invalid_token", from_hop=False, rewindable=True
+            url, sent, 401, JSON, INVALID, from_hop=False, rewindable=True
         )
         assert newer is not None
         assert newer.header == f"Bearer {VALID_TOKEN}"
         again = credentials.retry_with(
-            url, newer, 401, "invalid_token", from_hop=False, rewindable=True
+            url, newer, 401, JSON, INVALID, from_hop=False, rewindable=True
         )
         assert again is None  # the file holds the token just refused
 
     @pytest.mark.parametrize(
-        ("status", "code", "from_hop", "rewindable"),
+        ("status", "content_type", "body", "from_hop", "rewindable"),
         [
-            (403, "invalid_token", False, True),
-            (401, "no_token", False, True),
-            (401, None, False, True),
-            (401, "invalid_token", True, True),
-            (401, "invalid_token", False, False),
+            (403, JSON, INVALID, False, True),
+            (401, JSON, b'{"error": "no_token"}', False, True),
+            (401, "text/plain", INVALID, False, True),
+            (401, JSON, b"not json", False, True),
+            (401, JSON, INVALID, True, True),
+            (401, JSON, INVALID, False, False),
         ],
     )
     def test_no_retry(
-        self, tmp_path: Any, status: int, code: str | None, from_hop: bool, rewindable: bool
+        self,
+        tmp_path: Any,
+        status: int,
+        content_type: str,
+        body: bytes,
+        from_hop: bool,
+        rewindable: bool,
     ) -> None:
         credentials, path = self.file_credentials(tmp_path, INVALID_TOKEN)
         url = "https://a.example/x"
@@ -190,7 +199,7 @@ class TestRetry:
         write_secret(path, {"token": VALID_TOKEN})
         assert (
             credentials.retry_with(
-                url, sent, status, code, from_hop=from_hop, rewindable=rewindable
+                url, sent, status, content_type, body, from_hop=from_hop, rewindable=rewindable
             )
             is None
         )
@@ -200,7 +209,7 @@ class TestRetry:
         sent = credentials.attachment("https://a.example/")
         assert (
             credentials.retry_with(
-                "https://a.example/", sent, 401, "invalid_token", from_hop=False, rewindable=True
+                "https://a.example/", sent, 401, JSON, INVALID, from_hop=False, rewindable=True
             )
             is None
         )
@@ -213,7 +222,7 @@ class TestRetry:
             credentials.attachment("https://b.example/")
         assert (
             credentials.retry_with(
-                "https://a.example/", sent, 401, "invalid_token", from_hop=False, rewindable=True
+                "https://a.example/", sent, 401, JSON, INVALID, from_hop=False, rewindable=True
             )
             is None
         )

@@ -20,8 +20,8 @@ from ..urls import DEFAULT_SERVER_ADDRESS, normalize_server_address, parse_origi
 from ._output import PROG, CommandError
 
 if TYPE_CHECKING:
-    from ..core import Attachment
     from ..tokens import TokenSource
+    from ..wire import Attachment
     from ._output import Output
 
 COMMON_OPTIONS = ("server", "secrets_dir", "token_file", "token_key")

@@ -18,10 +18,11 @@ from requests.auth import AuthBase
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import get_environ_proxies, rewind_body, select_proxy
 
-from ..core import MAX_ERROR_BODY, Attachment, Credentials, error_object
+from ..core import Credentials
 from ..errors import AuthResponseError
 from ..refusals import Answer, Refusal, describe, report
 from ..urls import origin_key, same_origin
+from ..wire import MAX_ERROR_BODY, Attachment
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -191,12 +192,12 @@ class CAVETokenAuth(Credentials, AuthBase):
         request = response.request
         sent = getattr(request, SENT_ATTRIBUTE, None)  # None on hops requests made
         if sent is not None and status == 401 and not getattr(request, _RETRIED_ATTRIBUTE, False):
-            code = error_object(response.headers.get("Content-Type", ""), _body(response))
             newer = self.retry_with(
                 str(request.url),
                 sent,
                 status,
-                None if code is None else code["error"],
+                response.headers.get("Content-Type", ""),
+                _body(response),
                 from_hop=False,
                 rewindable=rewindable(request),
             )

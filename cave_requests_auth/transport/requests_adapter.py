@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 
-from ..core import COOKIE_NAME, Chain, ProxyOf, error_object
+from ..core import Chain
 from ..refusals import report
 from ..urls import origin_key, same_origin
+from ..wire import COOKIE_NAME, ProxyOf
 from .requests import (
     CAVETokenAuth,
     _bearer,
@@ -192,12 +193,12 @@ class CAVEAuthAdapter(HTTPAdapter):
         response: Response = super().send(sent, *args, **kwargs)
         if response.status_code != 401:
             return response
-        code = error_object(response.headers.get("Content-Type", ""), _body(response))
         newer = self.auth.retry_with(
             str(request.url),
             attachment,
             401,
-            None if code is None else code["error"],
+            response.headers.get("Content-Type", ""),
+            _body(response),
             from_hop=not first,
             rewindable=rewindable(request),
         )

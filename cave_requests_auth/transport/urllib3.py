@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from urllib3 import PoolManager, ProxyManager
 
-from ..core import Attachment, Chain, Credentials, error_object
+from ..core import Chain, Credentials
 from ..refusals import Answer
+from ..wire import MAX_ERROR_BODY, Attachment
 from .requests import CAVETokenAuth, environment_proxy
 
 if TYPE_CHECKING:
@@ -151,12 +152,12 @@ class _CAVEManager:
         response = self._send(method, url, redirect, kw, given, chain)
         if response.status != 401 or chain.attachment is None:
             return response
-        code = error_object(response.headers.get("Content-Type", ""), response.data)
         newer = self.auth.retry_with(
             url,
             chain.attachment,
             401,
-            None if code is None else code["error"],
+            response.headers.get("Content-Type", ""),
+            response.data[:MAX_ERROR_BODY],
             from_hop=chain.hops > 0,
             rewindable=body is None or isinstance(body, (bytes, str)) or position is not None,
         )
