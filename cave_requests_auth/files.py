@@ -3,8 +3,9 @@
 Knows nothing of tokens or HTTP: a secret file is a JSON object of string keys.
 
 - Reading (:mod:`.secretjson`) is bounded: a regular file of at most 1 MiB,
-  JSON within reason. A file group or others can read gives a warning. Every
-  error names the file, never quoting it.
+  JSON within reason. A file or folder owned by another user (root aside) is
+  refused; a file group or others can read, or a folder others can write, gives
+  a warning. Every error names the file, never quoting it.
 - Writing goes through a temporary file in the same folder, mode 0600 from its
   creation, flushed and fsynced, then renamed over the old file; on any failure
   the old file is untouched and the temporary file is removed. Writers hold an
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .errors import TokenFileError, TokenFileModeWarning
 from .secretjson import (
+    check_folders,
+    check_owner,
     check_regular,
     json_type,
     parse,
@@ -70,11 +73,26 @@ def _opened(path: str, opener: Callable[[str], _T]) -> _T | None:
         raise TokenFileError(f"Cannot read {path}: {_reason(error)}.", path) from None
 
 
-def _check_modes(path: str, mode: int) -> None:
+def _folders(key: str) -> tuple[str, ...]:
+    """The folder named in ``key``, and that of the file it leads to where that differs."""
+    named = os.path.dirname(key)
+    real = os.path.dirname(os.path.realpath(key))
+    return (named,) if real == named else (named, real)
+
+
+def _check_modes(path: str, mode: int, writable: list[tuple[str, int]]) -> None:
     if _POSIX and mode & 0o077:
         warnings.warn(
             f"{path} can be read or written by other users (mode "
             f"{stat.S_IMODE(mode):04o}); restrict it with: chmod 600 {path}",
+            TokenFileModeWarning,
+            stacklevel=4,
+        )
+    for folder, folder_mode in writable:
+        warnings.warn(
+            f"The folder {folder} of {path} can be written by other users (mode "
+            f"{folder_mode:04o}), who could put their own files there; restrict it "
+            f"with: chmod 700 {folder}",
             TokenFileModeWarning,
             stacklevel=4,
         )
@@ -86,24 +104,31 @@ def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | 
     Args:
         path: the file; a symbolic link is followed.
         check_mode: warn (:class:`TokenFileModeWarning`) if group or others
-            have any access to the file.
+            have any access to the file, or others can write its folder.
 
     Raises:
         TokenFileError: the file is a dangling link, unreadable, not a regular
-            file, larger than 1 MiB, not UTF-8, not JSON, nested too deeply, has
-            a duplicate key or a number too long, or is not a JSON object.
+            file, larger than 1 MiB, owned (or its folder) by another user, not
+            UTF-8, not JSON, nested too deeply, has a duplicate key or a number
+            too long, or is not a JSON object.
     """
+    key = os.path.abspath(path)
     status = _opened(path, os.stat)
     if status is None:
         return None
+    folders = _folders(key)
+    check_owner(path, status)
+    writable = check_folders(path, folders)
     check_regular(path, status)  # before opening: opening a device can do something
     if check_mode:
-        _check_modes(path, status.st_mode)
+        _check_modes(path, status.st_mode, writable)
     read = _opened(path, read_bounded)
     if read is None:
         return None  # removed meanwhile
-    raw, _ = read
-    return parse(raw, path)
+    raw, opened = read
+    check_owner(path, opened)  # replaced meanwhile
+    data = parse(raw, path)
+    return data
 
 
 def _make_folders(folder: str) -> None:
@@ -225,6 +250,7 @@ def edit_secret_file(path: str, edit: Callable[[dict[str, Any]], dict[str, Any] 
     folder = os.path.dirname(target)
     _make_folders(folder)
     with _folder_lock(folder):
+        check_folders(target, (folder,))  # refuses another user's folder
         return _edit(path, target, edit)
 
 

@@ -1,4 +1,4 @@
-"""Reading a secret file within bounds.
+"""Reading a secret file: within bounds, and from its owner.
 
 Whatever a path names, reading it never hangs, never runs out of memory and
 never recurses without end:
@@ -14,6 +14,11 @@ never recurses without end:
   than converted (Python refuses such numbers itself, by default, and converting
   them takes time quadratic in their length).
 
+A file or folder owned by another user than us or root is refused, as OpenSSH
+refuses such keys. A folder others can write is noted for a warning, unless it
+is sticky (as ``/tmp`` is): there others cannot replace or remove our files, and
+a file they add is refused for its owner.
+
 Every error names the file and says what is wrong, never quoting the file
 (a JSON error quotes it, token and all), and is raised ``from None``.
 """
@@ -28,10 +33,14 @@ from typing import Any
 
 from .errors import TokenFileError
 
+_POSIX = os.name == "posix"
+
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_DIGITS",
+    "check_folders",
+    "check_owner",
     "check_regular",
     "json_type",
     "parse",
@@ -113,6 +122,40 @@ def _too_large(path: str) -> None:
         "(a token file is about 50 bytes); point to the right file, or delete it.",
         path,
     )
+
+
+def check_owner(path: str, status: os.stat_result, folder: str | None = None) -> None:
+    """Refuse a file (or its ``folder``) owned by another user than us or root."""
+    if not _POSIX or status.st_uid in (0, os.getuid()):
+        return
+    what = path if folder is None else f"The folder {folder} of {path}"
+    raise TokenFileError(
+        f"{what} is owned by another user (uid {status.st_uid}), "
+        "so it is not used: their token would send your work to their account. A "
+        "secret file and its folder must be yours (or root's); move the file to a "
+        "folder of your own, or delete it.",
+        path,
+    )
+
+
+def _folder_status(folder: str) -> os.stat_result | None:
+    try:
+        return os.stat(folder)
+    except OSError:
+        return None
+
+
+def check_folders(path: str, folders: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Refuse folders of another user; the folders others can write, with their modes."""
+    writable = []
+    for folder in folders:
+        status = _folder_status(folder) if _POSIX else None
+        if status is None:
+            continue
+        check_owner(path, status, folder)
+        if status.st_mode & stat.S_IWOTH and not status.st_mode & stat.S_ISVTX:
+            writable.append((folder, stat.S_IMODE(status.st_mode)))
+    return writable
 
 
 def read_bounded(path: str) -> tuple[bytes, os.stat_result]:

@@ -38,6 +38,7 @@ from conftest import (
     VALID_TOKEN,
     Service,
     assert_not_chained,
+    fingerprint,
     mode_of,
     run_cli,
     write_secret,
@@ -458,3 +459,123 @@ class TestSecretFiles:
         assert_not_chained(info.value)
         assert len(traceback.extract_tb(info.value.__traceback__)) < 15
         assert str(top / ("a" if kind == "file-in-the-way" else "d")) in str(info.value)
+
+
+# == issue 9, items 11, 12 and 14 ==============================================================
+
+POSIX = os.name == "posix"
+AS_ROOT = POSIX and os.getuid() == 0
+needs_root = pytest.mark.skipif(not AS_ROOT, reason="giving a file to another user needs root")
+posix_only = pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+STRANGER = 4242  # a uid that is neither ours nor root's
+LONG_AGO = time.time() - 3600  # a file saved an hour ago: no longer "just written"
+audit = helpers.audit
+AuditLog = helpers.AuditLog
+
+
+def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:
+    """Names ``path``, says each of ``saying``, quotes no token, chains nothing."""
+    message = str(error)
+    assert error.path == str(path)
+    assert str(path) in message
+    for words in saying:
+        assert words in message
+    shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for token in (VALID_TOKEN, OTHER_TOKEN):
+        assert token not in shown
+    assert_not_chained(error)
+
+
+def temporary_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.tmp"))
+
+
+def long_ago(path: Path, seconds: float = LONG_AGO) -> Path:
+    os.utime(path, (seconds, seconds))
+    return path
+
+
+# -- item 11: owners and folders -------------------------------------------------------------
+
+
+@posix_only
+class TestOwners:
+    @needs_root
+    @pytest.mark.parametrize("where", ["default-file", "token_file"])
+    def test_file_owned_by_another_user_is_refused(
+        self, secrets: Path, tmp_path: Path, where: str
+    ) -> None:
+        if where == "token_file":
+            path = write_secret(tmp_path / "mine" / "token.json", {"token": OTHER_TOKEN})
+            kwargs: dict[str, Any] = {"token_file": path}
+        else:
+            path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+            kwargs = {}
+        os.chown(path, STRANGER, -1)
+        before = fingerprint(path)
+        for attempt in (
+            lambda: find_token(**kwargs),
+            lambda: save_token(VALID_TOKEN, overwrite=True, write_server_file=False, **kwargs),
+        ):
+            with pytest.raises(TokenFileError) as info:
+                attempt()
+            assert_clean(info.value, path, f"uid {STRANGER}")
+        assert fingerprint(path) == before
+        assert os.stat(path).st_uid == STRANGER
+
+    @needs_root
+    def test_folder_owned_by_another_user_is_refused(self, secrets: Path) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        os.chown(secrets, STRANGER, -1)
+        before = fingerprint(path)
+        for attempt in (
+            lambda: find_token(),
+            lambda: save_token(VALID_TOKEN, overwrite=True, write_server_file=False),
+        ):
+            with pytest.raises(TokenFileError) as info:
+                attempt()
+            assert_clean(info.value, path, str(secrets), f"uid {STRANGER}")
+        assert fingerprint(path) == before
+
+    @needs_root
+    def test_save_into_an_empty_folder_owned_by_another_user_is_refused(
+        self, secrets: Path
+    ) -> None:
+        secrets.mkdir(parents=True)
+        os.chown(secrets, STRANGER, -1)
+        with pytest.raises(TokenFileError) as info:
+            save_token(VALID_TOKEN, write_server_file=False)
+        assert str(secrets) in str(info.value)
+        assert f"uid {STRANGER}" in str(info.value)
+        assert list(secrets.iterdir()) == []
+
+    @needs_root
+    def test_link_to_a_file_of_another_user_is_refused(self, secrets: Path, tmp_path: Path) -> None:
+        target = write_secret(tmp_path / "theirs" / "token.json", {"token": OTHER_TOKEN})
+        os.chown(target, STRANGER, -1)
+        secrets.mkdir(parents=True)
+        (secrets / "cave-secret.json").symlink_to(target)
+        with pytest.raises(TokenFileError) as info:
+            find_token()
+        assert f"uid {STRANGER}" in str(info.value)
+        assert str(secrets / "cave-secret.json") in str(info.value)
+
+    def test_folder_others_can_write_warns_naming_it_and_the_fix(self, secrets: Path) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        secrets.chmod(0o777)
+        with pytest.warns(TokenFileModeWarning) as caught:
+            assert find_token().token == VALID_TOKEN
+        messages = [str(w.message) for w in caught if w.category is TokenFileModeWarning]
+        assert any(f"chmod 700 {secrets}" in message for message in messages)
+        assert all(VALID_TOKEN not in message for message in messages)
+
+    @pytest.mark.parametrize("mode", [0o700, 0o755, 0o1777])
+    def test_folder_others_cannot_write_or_replace_in_gives_no_warning(
+        self, secrets: Path, recwarn: pytest.WarningsRecorder, mode: int
+    ) -> None:
+        # 1777 (sticky, as /tmp): others may add files but not replace or remove ours,
+        # and a file they add is refused for its owner.
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        secrets.chmod(mode)
+        assert find_token().token == VALID_TOKEN
+        assert [w for w in recwarn if issubclass(w.category, TokenFileModeWarning)] == []
