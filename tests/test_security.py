@@ -534,7 +534,8 @@ class TestHostFiles:
                     assert os.path.dirname(path) == str(secrets)
         assert results == [token] * 3
         opened = audit.opened(tmp_path)
-        assert opened  # the hook sees the lookup
+        # The hook sees the lookup: a file found is opened (a missing one is only stat'ed).
+        assert bool(opened) is (token is not None)
         for path in opened:
             assert os.path.dirname(path) == str(secrets)
         assert not set(opened) & {str(path) for path in decoys.values()}
