@@ -9,7 +9,9 @@ Knows nothing of tokens or HTTP: a secret file is a JSON object of string keys.
 - Writing goes through a temporary file in the same folder, mode 0600 from its
   creation, flushed and fsynced, then renamed over the old file; on any failure
   the old file is untouched and the temporary file is removed. Writers hold an
-  exclusive lock on the folder, so concurrent threads and processes lose no key.
+  exclusive lock on the folder, so concurrent threads and processes lose no key;
+  holding it, a writer removes the temporary files of its file that a killed
+  writer left.
 - Folders this module creates are 0700, files 0600, whatever the umask.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -180,6 +183,32 @@ def _folder_lock(folder: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _temporary_name(name: str) -> re.Pattern[str]:
+    """The names :func:`_write_atomically` gives temporary files of ``name``."""
+    return re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp\Z")
+
+
+def _remove_left_temporaries(folder: str, name: str) -> None:
+    """Remove temporary files of ``name`` that a killed writer left in ``folder``.
+
+    Called with the folder locked: no writer of ours is mid-write there. Without
+    flock (not POSIX) another process may be, so nothing is removed.
+    """
+    if not _POSIX:
+        return
+    left = _temporary_name(name)
+    try:
+        with os.scandir(folder) as entries:
+            found = [
+                e.path for e in entries if left.match(e.name) and e.is_file(follow_symlinks=False)
+            ]
+    except OSError:
+        return
+    for path in found:
+        with suppress(OSError):
+            os.unlink(path)
+
+
 def _write_atomically(path: str, data: dict[str, Any]) -> None:
     folder, name = os.path.split(path)
     try:
@@ -251,6 +280,7 @@ def edit_secret_file(path: str, edit: Callable[[dict[str, Any]], dict[str, Any] 
     _make_folders(folder)
     with _folder_lock(folder):
         check_folders(target, (folder,))  # refuses another user's folder
+        _remove_left_temporaries(folder, os.path.basename(target))
         return _edit(path, target, edit)
 
 

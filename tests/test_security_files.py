@@ -12,7 +12,11 @@ import errno
 import json
 import multiprocessing
 import os
+import signal
 import stat
+import subprocess
+import sys
+import threading
 import time
 import traceback
 import types
@@ -27,6 +31,7 @@ from cave_requests_auth import (
     CAVETokenAuth,
     TokenFileError,
     TokenFileModeWarning,
+    delete_token,
     find_token,
     load_token,
     save_token,
@@ -579,3 +584,146 @@ class TestOwners:
         secrets.chmod(mode)
         assert find_token().token == VALID_TOKEN
         assert [w for w in recwarn if issubclass(w.category, TokenFileModeWarning)] == []
+
+
+# -- item 12: a killed writer's temporary file -----------------------------------------------
+
+KILLED_WRITER = """
+import os, signal, sys
+from cave_requests_auth import files, save_token
+
+def killed(source, target):
+    os.kill(os.getpid(), signal.SIGKILL)  # after the temporary file is complete
+
+files.os.replace = killed
+save_token(sys.argv[1], overwrite=True, write_server_file=False)
+"""
+
+PAUSED_WRITER = """
+import os, sys
+from cave_requests_auth import files, save_token
+
+real_replace = os.replace
+
+def paused(source, target):
+    print(os.path.basename(source), flush=True)
+    sys.stdin.readline()
+    real_replace(source, target)
+
+files.os.replace = paused
+save_token(sys.argv[1], token_key="child", write_server_file=False)
+"""
+
+# Files a careless clean-up would reach; none is a temporary file of cave-secret.json.
+DECOYS = [
+    ".cave-secret.json.tmp",
+    "cave-secret.json.a1b2c3d4.tmp",
+    ".cave-secret.json.a1b2c3d4.tmp.bak",
+    ".cave-secret.json.a1b2c3d4.json",
+    ".other.json.a1b2c3d4.tmp",
+    ".cave-secret.json.a1.b2.tmp",
+    "x.cave-secret.json.a1b2c3d4.tmp",
+    ".global.daf-apis.com-cave-secret.json.a1b2c3d4.tmp",
+]
+
+
+@posix_only
+class TestKilledWriter:
+    def test_killed_writers_temporary_file_is_removed_by_the_next_save(self, secrets: Path) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN, "keep": "me"})
+        child = subprocess.run(
+            [sys.executable, "-c", KILLED_WRITER, VALID_TOKEN], capture_output=True, timeout=120
+        )
+        assert child.returncode == -signal.SIGKILL
+        [left] = temporary_files(secrets)
+        assert left.name.startswith(".cave-secret.json.")
+        assert mode_of(left) == 0o600
+        assert json.loads(left.read_text())["token"] == VALID_TOKEN  # the leak
+        assert json.loads(path.read_text())["token"] == OTHER_TOKEN  # the old file intact
+
+        save_token(VALID_TOKEN, overwrite=True, write_server_file=False)
+        assert temporary_files(secrets) == []
+        assert sorted(p.name for p in secrets.iterdir()) == ["cave-secret.json"]
+        assert json.loads(path.read_text()) == {"token": VALID_TOKEN, "keep": "me"}
+
+    @pytest.mark.parametrize("then", ["save", "delete", "identical-save"])
+    def test_left_temporary_file_is_removed_by_the_next_write_and_nothing_else(
+        self, secrets: Path, then: str
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN, "k": "v"})
+        # Exactly what a killed writer leaves: mkstemp's name, mode 0600, the new token.
+        left = write_secret(secrets / ".cave-secret.json.x7_k2m9q.tmp", {"token": OTHER_TOKEN})
+        decoys = {name: write_secret(secrets / name, {"token": OTHER_TOKEN}) for name in DECOYS}
+        (secrets / ".cave-secret.json.folder00.tmp").mkdir()
+        (secrets / ".cave-secret.json.link0000.tmp").symlink_to(decoys[DECOYS[0]])
+        kept = {name: fingerprint(p) for name, p in decoys.items()}
+
+        if then == "save":
+            save_token(OTHER_TOKEN, overwrite=True, write_server_file=False)
+        elif then == "identical-save":
+            save_token(VALID_TOKEN, write_server_file=False)
+        else:
+            assert delete_token(write_server_file=False) == [str(path)]
+
+        assert not left.exists()
+        assert {name: fingerprint(p) for name, p in decoys.items()} == kept
+        assert (secrets / ".cave-secret.json.folder00.tmp").is_dir()
+        assert (secrets / ".cave-secret.json.link0000.tmp").is_symlink()
+        expected = {"save": OTHER_TOKEN, "identical-save": VALID_TOKEN, "delete": None}[then]
+        assert json.loads(path.read_text()).get("token") == expected
+
+    def test_concurrent_writers_temporary_file_is_not_removed(self, secrets: Path) -> None:
+        import fcntl
+
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        child = subprocess.Popen(
+            [sys.executable, "-c", PAUSED_WRITER, OTHER_TOKEN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdin is not None
+            name = child.stdout.readline().strip()  # the child holds the lock, mid-write
+            assert name.startswith(".cave-secret.json.")
+            assert (secrets / name).exists()
+
+            locking = threading.Event()
+            real_flock = fcntl.flock
+
+            def flock(fd: int, operation: int) -> None:
+                locking.set()
+                real_flock(fd, operation)
+
+            errors: list[BaseException] = []
+
+            def save() -> None:
+                try:
+                    save_token(VALID_TOKEN, token_key="parent", write_server_file=False)
+                except BaseException as error:
+                    errors.append(error)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(fcntl, "flock", flock)
+                saver = threading.Thread(target=save)
+                saver.start()
+                assert locking.wait(60)
+                # Our save has done all it does before the lock, and waits for it.
+                assert (secrets / name).exists()
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                assert child.wait(120) == 0
+                saver.join(120)
+            assert not saver.is_alive()
+            assert errors == []
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert json.loads(path.read_text()) == {
+            "token": VALID_TOKEN,
+            "child": OTHER_TOKEN,
+            "parent": VALID_TOKEN,
+        }
+        assert temporary_files(secrets) == []
