@@ -6,6 +6,8 @@ Knows nothing of tokens or HTTP: a secret file is a JSON object of string keys.
   JSON within reason. A file or folder owned by another user (root aside) is
   refused; a file group or others can read, or a folder others can write, gives
   a warning. Every error names the file, never quoting it.
+- A file that has not changed is not opened again (its content is kept,
+  checked against its ``os.stat`` on each read); a write forgets it.
 - Writing goes through a temporary file in the same folder, mode 0600 from its
   creation, flushed and fsynced, then renamed over the old file; on any failure
   the old file is untouched and the temporary file is removed. Writers hold an
@@ -32,9 +34,13 @@ from .secretjson import (
     check_folders,
     check_owner,
     check_regular,
+    copy_of,
+    forget,
     json_type,
+    keep,
     parse,
     read_bounded,
+    recall,
 )
 
 if TYPE_CHECKING:
@@ -104,6 +110,8 @@ def _check_modes(path: str, mode: int, writable: list[tuple[str, int]]) -> None:
 def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | None:
     """The JSON object in ``path``, or ``None`` where there is no such file.
 
+    A file that has not changed since it was last read is not opened again.
+
     Args:
         path: the file; a symbolic link is followed.
         check_mode: warn (:class:`TokenFileModeWarning`) if group or others
@@ -119,19 +127,23 @@ def read_secret_file(path: str, *, check_mode: bool = True) -> dict[str, Any] | 
     status = _opened(path, os.stat)
     if status is None:
         return None
-    folders = _folders(key)
+    kept = recall(key, status)
+    folders = kept.folders if kept is not None else _folders(key)
     check_owner(path, status)
     writable = check_folders(path, folders)
     check_regular(path, status)  # before opening: opening a device can do something
     if check_mode:
         _check_modes(path, status.st_mode, writable)
+    if kept is not None:
+        return copy_of(kept.data)
     read = _opened(path, read_bounded)
     if read is None:
         return None  # removed meanwhile
     raw, opened = read
     check_owner(path, opened)  # replaced meanwhile
     data = parse(raw, path)
-    return data
+    keep(key, opened, folders, data)
+    return copy_of(data)
 
 
 def _make_folders(folder: str) -> None:
@@ -281,7 +293,10 @@ def edit_secret_file(path: str, edit: Callable[[dict[str, Any]], dict[str, Any] 
     with _folder_lock(folder):
         check_folders(target, (folder,))  # refuses another user's folder
         _remove_left_temporaries(folder, os.path.basename(target))
-        return _edit(path, target, edit)
+        try:
+            return _edit(path, target, edit)
+        finally:
+            forget(path, target)
 
 
 def _edit(path: str, target: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:

@@ -1,4 +1,4 @@
-"""Reading a secret file: within bounds, and from its owner.
+"""Reading a secret file: within bounds, from its owner, and once while it is unchanged.
 
 Whatever a path names, reading it never hangs, never runs out of memory and
 never recurses without end:
@@ -19,17 +19,26 @@ refuses such keys. A folder others can write is noted for a warning, unless it
 is sticky (as ``/tmp`` is): there others cannot replace or remove our files, and
 a file they add is refused for its owner.
 
+The parsed content of a file is kept (at most :data:`CACHE_SIZE` files),
+checked against its ``os.stat`` (device, inode, size, modification and change
+times) on each read. A file modified within the last seconds is not kept: a
+change within the same clock tick can leave its size and times as they were.
+
 Every error names the file and says what is wrong, never quoting the file
 (a JSON error quotes it, token and all), and is raised ``from None``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import stat
-from typing import Any
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, NamedTuple
 
 from .errors import TokenFileError
 
@@ -39,12 +48,17 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_DIGITS",
+    "cached_files",
     "check_folders",
     "check_owner",
     "check_regular",
+    "copy_of",
+    "forget",
     "json_type",
+    "keep",
     "parse",
     "read_bounded",
+    "recall",
 ]
 
 MAX_BYTES = 1 << 20
@@ -53,6 +67,10 @@ MAX_DEPTH = 64
 """The deepest nesting read; CAVEclient's files are one level deep."""
 MAX_DIGITS = 4300
 """The longest integer read: Python's own default limit, on every Python version."""
+CACHE_SIZE = 256
+"""The most files whose content is kept."""
+_CACHE_MAX_BYTES = 1 << 16  # a larger file is read each time
+_RECENT_NS = 3 * 10**9  # a file modified this recently is not kept (FAT: 2 s times)
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -260,3 +278,67 @@ def parse(raw: bytes, path: str) -> dict[str, Any]:
             path, f'holds {json_type(data)}, not a JSON object such as {{"token": "..."}}'
         )
     return data
+
+
+# -- files that have not changed are not read again --------------------------------
+
+
+class _Kept(NamedTuple):
+    identity: tuple[int, ...]
+    folders: tuple[str, ...]
+    data: dict[str, Any]
+
+
+_kept: OrderedDict[str, _Kept] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def _identity(status: os.stat_result) -> tuple[int, ...]:
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+
+
+def recall(key: str, status: os.stat_result) -> _Kept | None:
+    """What was kept of the file ``key``, if ``status`` shows it unchanged since."""
+    with _kept_lock:
+        kept = _kept.get(key)
+        if kept is None or kept.identity != _identity(status):
+            return None
+        _kept.move_to_end(key)
+        return kept
+
+
+def keep(key: str, status: os.stat_result, folders: tuple[str, ...], data: dict[str, Any]) -> None:
+    """Keep ``data``, read from the file ``key`` as ``status`` shows it (unless too fresh)."""
+    if status.st_size > _CACHE_MAX_BYTES or status.st_mtime_ns > time.time_ns() - _RECENT_NS:
+        return
+    with _kept_lock:
+        _kept[key] = _Kept(_identity(status), folders, data)
+        _kept.move_to_end(key)
+        while len(_kept) > CACHE_SIZE:
+            _kept.popitem(last=False)
+
+
+def forget(*paths: str) -> None:
+    """Drop what was kept of ``paths`` (after a write)."""
+    with _kept_lock:
+        for path in paths:
+            _kept.pop(os.path.abspath(path), None)
+
+
+def cached_files() -> int:
+    """How many files' content is kept (at most :data:`CACHE_SIZE`)."""
+    with _kept_lock:
+        return len(_kept)
+
+
+def copy_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of kept ``data`` that the caller may change (deep where anything nests)."""
+    if any(isinstance(value, (dict, list)) for value in data.values()):
+        return copy.deepcopy(data)
+    return dict(data)

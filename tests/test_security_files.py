@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from cave_requests_auth import (
     CAVETokenAuth,
     TokenFileError,
     TokenFileModeWarning,
+    TokenNotFoundError,
     delete_token,
     find_token,
     load_token,
     save_token,
+    secretjson,
 )
 from cave_requests_auth import files as files_module
 from conftest import (
@@ -727,3 +730,161 @@ class TestKilledWriter:
             "parent": VALID_TOKEN,
         }
         assert temporary_files(secrets) == []
+
+
+# -- item 14: an unchanged file is not read again --------------------------------------------
+
+
+def opened(audit: AuditLog, path: Path) -> int:
+    """How many times ``path`` was opened since the last ``audit.events.clear()``."""
+    return audit.opened(path.parent).count(str(path))
+
+
+class TestUnchangedFileIsNotReadAgain:
+    def test_unchanged_file_is_not_opened_again_over_300_hosts(
+        self, secrets: Path, audit: AuditLog
+    ) -> None:
+        path = long_ago(write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}))
+        auth = CAVETokenAuth(hosts=["*.example.org"])
+        audit.events.clear()
+        for number in range(1000):
+            url = f"https://h{number % 300}.example.org/api"
+            assert find_token(url).token == VALID_TOKEN
+            request = requests.Request("GET", url).prepare()
+            auth(request)
+            assert request.headers["Authorization"] == f"Bearer {VALID_TOKEN}"
+        assert opened(audit, path) <= 1
+        assert audit.opened(secrets) == [str(path)] * opened(audit, path)  # missing: not opened
+
+    @pytest.mark.parametrize(
+        "change", ["longer", "same-size-new-mtime", "replaced-same-size-same-mtime", "removed"]
+    )
+    def test_a_changed_file_is_read_again(
+        self, secrets: Path, audit: AuditLog, change: str
+    ) -> None:
+        path = long_ago(write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}))
+        audit.events.clear()
+        for _ in range(3):
+            assert find_token().token == VALID_TOKEN
+        assert opened(audit, path) <= 1
+        if change == "longer":
+            path.write_text(json.dumps({"token": OTHER_TOKEN, "more": "x"}))
+            long_ago(path)
+        elif change == "same-size-new-mtime":
+            inode = path.stat().st_ino
+            path.write_text(json.dumps({"token": OTHER_TOKEN}))  # in place, same size
+            long_ago(path, LONG_AGO + 1)
+            assert path.stat().st_ino == inode
+        elif change == "replaced-same-size-same-mtime":
+            new = long_ago(write_secret(secrets / "new.json", {"token": OTHER_TOKEN}))
+            os.replace(new, path)
+        else:
+            path.unlink()
+            with pytest.raises(TokenNotFoundError):
+                find_token()
+            return
+        assert find_token().token == OTHER_TOKEN
+
+    def test_file_written_just_now_is_read_again_at_the_same_size_and_time(
+        self, secrets: Path
+    ) -> None:
+        # Written within one tick of the clock, two versions can share size and times;
+        # a file this fresh is not trusted to the cache.
+        path = secrets / "cave-secret.json"
+        now = time.time_ns()
+        for token in (VALID_TOKEN, OTHER_TOKEN, VALID_TOKEN):
+            write_secret(path, {"token": token})
+            os.utime(path, ns=(now, now))
+            assert find_token().token == token
+
+    def test_save_and_delete_are_seen_at_once(self, secrets: Path) -> None:
+        path = long_ago(write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}))
+        assert find_token().token == VALID_TOKEN
+        save_token(OTHER_TOKEN, overwrite=True, write_server_file=False)
+        assert find_token().token == OTHER_TOKEN
+        long_ago(path)
+        assert find_token().token == OTHER_TOKEN
+        delete_token(write_server_file=False)
+        with pytest.raises(TokenNotFoundError):
+            find_token()
+
+    def test_file_that_appears_is_seen_and_a_missing_one_is_never_opened(
+        self, secrets: Path, audit: AuditLog
+    ) -> None:
+        secrets.mkdir(parents=True)
+        for _ in range(100):
+            with pytest.raises(TokenNotFoundError):
+                find_token("https://minnie.example.org")
+        assert audit.opened(secrets) == []
+        long_ago(
+            write_secret(secrets / "minnie.example.org-cave-secret.json", {"token": OTHER_TOKEN})
+        )
+        assert find_token("https://minnie.example.org").token == OTHER_TOKEN
+
+    @posix_only
+    def test_mode_warning_is_given_for_each_lookup_without_opening_again(
+        self, secrets: Path, audit: AuditLog
+    ) -> None:
+        path = long_ago(write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}, 0o644))
+        audit.events.clear()
+        for _ in range(3):
+            with pytest.warns(TokenFileModeWarning, match="0644"):
+                assert find_token().token == VALID_TOKEN
+        assert opened(audit, path) <= 1
+        path.chmod(0o600)  # the mode is not part of what is cached
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TokenFileModeWarning)
+            assert find_token().token == VALID_TOKEN
+
+    def test_what_is_returned_is_a_copy(self, secrets: Path) -> None:
+        path = long_ago(
+            write_secret(
+                secrets / "cave-secret.json", {"token": VALID_TOKEN, "list": [1, {"a": 2}]}
+            )
+        )
+        first = files_module.read_secret_file(str(path))
+        assert first is not None
+        first["token"] = "changed"
+        first["list"][1]["a"] = 3
+        first["list"].append(4)
+        assert files_module.read_secret_file(str(path)) == {
+            "token": VALID_TOKEN,
+            "list": [1, {"a": 2}],
+        }
+
+    def test_lookups_while_another_thread_saves_see_a_whole_token(self, secrets: Path) -> None:
+        long_ago(write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN}))
+        seen: set[str] = set()
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def read() -> None:
+            try:
+                while not done.is_set():
+                    seen.add(find_token().token)
+            except BaseException as error:
+                errors.append(error)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        try:
+            for number in range(40):
+                save_token(
+                    (VALID_TOKEN, OTHER_TOKEN)[number % 2], overwrite=True, write_server_file=False
+                )
+        finally:
+            done.set()
+            for reader in readers:
+                reader.join(60)
+        assert errors == []
+        assert seen <= {VALID_TOKEN, OTHER_TOKEN}
+        assert find_token().token == OTHER_TOKEN
+
+    def test_the_cache_is_bounded(self, tmp_path: Path) -> None:
+        for number in range(600):
+            path = long_ago(
+                write_secret(tmp_path / "many" / f"{number}.json", {"token": VALID_TOKEN})
+            )
+            assert find_token(token_file=path).token == VALID_TOKEN
+        assert 0 < secretjson.cached_files() <= secretjson.CACHE_SIZE
