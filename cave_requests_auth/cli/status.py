@@ -107,11 +107,16 @@ def _server_file_netloc(path: str) -> str | None:
 
 
 def _issuer_url(netloc: str, target: str, server: str) -> str:
-    """The address of a server file's host, with the scheme of the target or server if it is one."""
+    """Where to find the auth server of a server file's host.
+
+    The target itself where it is that host (its path may answer a 401 that
+    names the auth server), else the host with the scheme of the server where
+    it is that one, else ``https://<netloc>``.
+    """
     for known in (target, server):
         origin = parse_origin(known)
         if origin is not None and netloc in (origin.file_netloc, origin.name, origin.netloc):
-            return f"{origin.scheme}://{netloc}"
+            return known if known == target else f"{origin.scheme}://{netloc}"
     return f"https://{netloc}"
 
 
