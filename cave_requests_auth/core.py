@@ -170,19 +170,38 @@ class Credentials:
 
     # -- which token goes to a URL ---------------------------------------------
 
-    def attachment(self, url: str, proxy_of: ProxyOf = no_proxy) -> Attachment | None:
+    def attachment(
+        self,
+        url: str,
+        proxy_of: ProxyOf = no_proxy,
+        *,
+        key: str | None = None,
+        forwards_https: bool = False,
+    ) -> Attachment | None:
         """What a request to ``url`` carries; ``None`` where these credentials do not apply.
+
+        Args:
+            url: where the request goes.
+            proxy_of: the proxy that would see a plain ``http`` request to a URL.
+            key: ``origin_key(url)``, where the caller has it already.
+            forwards_https: the binding sends ``https`` through a proxy that sees
+                it (urllib3's ``use_forwarding_for_https``): ask ``proxy_of`` for
+                ``https`` too.
 
         Raises:
             InsecureTransportError: plain http to a host that is not loopback, or
-                to loopback through a proxy (``proxy_of(url)``); a URL without a host.
+                where a proxy would see the token; a URL without a host.
             TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
         """
-        key = origin_key(url)
+        if key is None:
+            key = origin_key(url)
         attachment = self._decisions.get(key, _UNDECIDED)
         if attachment is _UNDECIDED:
             attachment = self._decide(key)
-        if attachment is not None and attachment.direct_only:
+        if attachment is not None and (
+            attachment.direct_only
+            or (forwards_https and attachment.header is not None and not self.allow_insecure_http)
+        ):
             proxy = proxy_of(url)
             if proxy is not None:
                 origin = parse_origin(key)
@@ -207,7 +226,7 @@ class Credentials:
                 source,
                 self.server_address,
                 cookie=self.cookie,
-                direct_only=source is not None and not self.allow_insecure_http,
+                direct_only=source is not None and plain,
             )
         with self._lock:
             if len(self._decisions) >= MAX_CACHED_ORIGINS:
@@ -233,16 +252,22 @@ class Credentials:
         attachment = self._decisions.get(origin_key(url))
         return attachment if attachment is not None and attachment.header == authorization else None
 
-    def start(self, url: str, proxy_of: ProxyOf = no_proxy) -> Chain:
+    def start(
+        self, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
+    ) -> Chain:
         """A chain for a request to ``url``, holding what that request carries."""
-        return Chain(origin_key(url), self.attachment(url, proxy_of))
+        key = origin_key(url)
+        return Chain(key, self.attachment(url, proxy_of, key=key, forwards_https=forwards_https))
 
-    def hop(self, chain: Chain, url: str, proxy_of: ProxyOf = no_proxy) -> Attachment | None:
+    def hop(
+        self, chain: Chain, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
+    ) -> Attachment | None:
         """What a redirect hop of ``chain`` to ``url`` carries (see :class:`Chain`)."""
         attachment = chain.hop(url)
-        if attachment is not None and attachment.direct_only and proxy_of(url) is not None:
-            return None
-        return attachment
+        if attachment is None or attachment.header is None:
+            return attachment
+        checked = attachment.direct_only or (forwards_https and not self.allow_insecure_http)
+        return None if checked and proxy_of(url) is not None else attachment
 
     # -- a 401: retry once with a reloaded token --------------------------------
 

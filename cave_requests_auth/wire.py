@@ -26,9 +26,11 @@ MAX_ERROR_BODY = 64 * 1024
 """Bytes of an answer read to find CAVE's JSON error."""
 
 ProxyOf = Callable[[str], "str | None"]
-"""For a URL: the proxy that would see the request in the clear (``None``: none would).
+"""For a URL: the proxy that would see the request (``None``: a direct connection).
 
 A CONNECT tunnel for ``https`` is no such proxy: it sees only encrypted bytes.
+The core asks only for plain ``http``, and for ``https`` where a binding says
+it forwards ``https`` through a proxy.
 """
 
 
@@ -41,7 +43,7 @@ class Attachment:
     """What goes on a request to one origin: the token's source and its headers.
 
     ``source`` is ``None`` where no token was found and none was required.
-    ``direct_only``: not to be sent where a proxy would see it (see :data:`ProxyOf`).
+    ``direct_only``: plain http, not to be sent where a proxy would see it (:data:`ProxyOf`).
     """
 
     __slots__ = ("cookie", "direct_only", "header", "server_address", "source")

@@ -46,24 +46,26 @@ class TestTransport:
     }
 
     @pytest.mark.parametrize(
-        ("scheme", "host", "proxy", "insecure"),
-        list(itertools.product(SCHEMES, HOSTS, [None, PROXY], [False, True])),
+        ("scheme", "host", "proxy", "forwards_https", "insecure"),
+        list(itertools.product(SCHEMES, HOSTS, [None, PROXY], [False, True], [False, True])),
     )
     def test_every_combination(
-        self, scheme: str, host: str, proxy: str | None, insecure: bool
+        self, scheme: str, host: str, proxy: str | None, forwards_https: bool, insecure: bool
     ) -> None:
+        """https is seen by a proxy only where the binding forwards it (no CONNECT tunnel)."""
         credentials = Credentials(VALID_TOKEN, allow_insecure_http=insecure)
         url = f"{scheme}://{host}:8443/path"
+        seen_by_proxy = proxy is not None and (scheme == "http" or forwards_https)
         allowed = insecure or (
-            proxy is None and (scheme == "https" or (scheme == "http" and self.HOSTS[host]))
+            not seen_by_proxy and (scheme == "https" or (scheme == "http" and self.HOSTS[host]))
         )
         if allowed:
-            attachment = credentials.attachment(url, through(proxy))
+            attachment = credentials.attachment(url, through(proxy), forwards_https=forwards_https)
             assert attachment is not None
             assert attachment.header == f"Bearer {VALID_TOKEN}"
         else:
             with pytest.raises(InsecureTransportError) as info:
-                credentials.attachment(url, through(proxy))
+                credentials.attachment(url, through(proxy), forwards_https=forwards_https)
             assert VALID_TOKEN not in str(info.value)
             assert "secret" not in str(info.value)  # the proxy's user info is never named
 

@@ -11,6 +11,7 @@ and nothing else. Redirect hops are made by requests itself (it strips
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from requests import Response
@@ -21,8 +22,8 @@ from requests.utils import get_environ_proxies, rewind_body, select_proxy
 from ..core import Credentials
 from ..errors import AuthResponseError
 from ..refusals import Answer, Refusal, describe, report
-from ..urls import origin_key, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment
+from ..urls import same_origin
+from ..wire import MAX_ERROR_BODY, Attachment, merge_cookie
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -39,10 +40,15 @@ _RETRIED_ATTRIBUTE = "_cave_retried"
 
 
 def environment_proxy(url: str) -> str | None:
-    """The environment's proxy that requests would send an ``http`` request to ``url`` through."""
-    if url[:5].lower() != "http:":
-        return None  # https goes through a CONNECT tunnel: the proxy sees no header
-    return select_proxy(url, get_environ_proxies(url))
+    """The environment's proxy requests would send a plain ``http`` request to ``url`` through.
+
+    Exactly as requests applies them (``NO_PROXY`` included); the environment is
+    scanned first, since requests' own lookup costs tens of microseconds.
+    """
+    for name in os.environ:
+        if name[-6:].lower() == "_proxy":
+            return select_proxy(url, get_environ_proxies(url))
+    return None
 
 
 def _bearer(authorization: str | bytes | None) -> str | None:
@@ -106,10 +112,12 @@ def error_for(response: Any) -> Any:
 
 def attach(request: PreparedRequest, attachment: Attachment) -> None:
     """Put ``attachment``'s headers on ``request`` and note what was sent."""
-    if attachment.header is not None:
-        request.headers["Authorization"] = attachment.header
+    header = attachment.header
+    if header is not None:
+        headers = request.headers
+        headers["Authorization"] = header
         if attachment.cookie is not None:
-            request.headers["Cookie"] = attachment.headers(request.headers.get("Cookie"))["Cookie"]
+            headers["Cookie"] = merge_cookie(headers.get("Cookie"), attachment.cookie)
     setattr(request, SENT_ATTRIBUTE, attachment)
 
 
@@ -174,18 +182,26 @@ class CAVETokenAuth(Credentials, AuthBase):
         attachment = self.attachment_for(url)
         return {} if attachment is None else attachment.headers()
 
+    def _setup(self) -> None:
+        super()._setup()
+        self._hook = self.handle_response
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_hook"]
+        return state
+
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
         if attachment is not None:
             attach(request, attachment)
-            request.hooks["response"].append(_Hook(self, origin_key(request.url)))  # type: ignore[arg-type]
+            hooks = request.hooks["response"]
+            if self._hook not in hooks:
+                hooks.append(self._hook)
         return request
 
-    def handle_response(self, response: Response, first: str = "", **kwargs: Any) -> Response:
-        """The response hook: retry a ``401 invalid_token`` once, report refusals.
-
-        ``first`` is the origin of the chain's first request.
-        """
+    def handle_response(self, response: Response, **kwargs: Any) -> Response:
+        """The response hook: retry a ``401 invalid_token`` once, report refusals."""
         status = response.status_code
         if status < 300 or status >= 500 or (status < 400 and not response.is_redirect):
             return response
@@ -205,7 +221,9 @@ class CAVETokenAuth(Credentials, AuthBase):
                 response = self._send_again(response, newer, **kwargs)
         answers = answers_of(response, self)
         if sent is None:  # the hook runs on each hop requests made, without its history
-            elsewhere = not same_origin(str(response.url), first)
+            # requests strips Authorization on a hop to another origin (its
+            # should_strip_auth), and keeps it, or swaps in .netrc's, on the same one.
+            elsewhere = "Authorization" not in request.headers
             answers = [answers[-1]._replace(elsewhere=elsewhere)]
         report(self, answers, error_for(response))
         return response
@@ -226,25 +244,6 @@ class CAVETokenAuth(Credentials, AuthBase):
         new_response.history.append(response)
         new_response.request = request
         return new_response
-
-
-class _Hook:
-    """The response hook of one request these credentials prepared (its hops share it)."""
-
-    __slots__ = ("auth", "first")
-
-    def __init__(self, auth: CAVETokenAuth, first: str) -> None:
-        self.auth = auth
-        self.first = first
-
-    def __call__(self, response: Response, **kwargs: Any) -> Response:
-        return self.auth.handle_response(response, self.first, **kwargs)
-
-    def __getstate__(self) -> tuple[CAVETokenAuth, str]:
-        return self.auth, self.first
-
-    def __setstate__(self, state: tuple[CAVETokenAuth, str]) -> None:
-        self.auth, self.first = state
 
 
 def raise_for_auth(response: Any) -> None:

@@ -87,9 +87,7 @@ class _Watcher:
 
 def _proxy_of(proxies: Mapping[str, str] | None) -> ProxyOf:
     def proxy_of(url: str) -> str | None:
-        if not proxies or url[:5].lower() != "http:":
-            return None  # https goes through a CONNECT tunnel: the proxy sees no header
-        return select_proxy(url, dict(proxies))
+        return select_proxy(url, dict(proxies)) if proxies else None
 
     return proxy_of
 

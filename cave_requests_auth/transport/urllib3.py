@@ -129,6 +129,8 @@ class _CAVEManager:
     auth: CAVETokenAuth
     headers: Mapping[str, str]
 
+    forwards_https = False
+
     def _proxy_of(self, url: str) -> str | None:
         return None  # a PoolManager connects directly
 
@@ -141,11 +143,13 @@ class _CAVEManager:
         if chain is not None:  # a redirect hop of the request below
             given = kw.get("headers", self.headers)
             kw["headers"] = _headers(
-                given, chain.attachment, self.auth.hop(chain, url, self._proxy_of)
+                given,
+                chain.attachment,
+                self.auth.hop(chain, url, self._proxy_of, forwards_https=self.forwards_https),
             )
             return super().urlopen(method, url, redirect, **kw)  # type: ignore[misc,no-any-return]
 
-        chain = self.auth.start(url, self._proxy_of)
+        chain = self.auth.start(url, self._proxy_of, forwards_https=self.forwards_https)
         given = kw.get("headers", self.headers)
         body: Any = kw.get("body")
         position = _position(body)
@@ -226,9 +230,10 @@ class CAVEProxyManager(_CAVEManager, ProxyManager):  # type: ignore[misc]
     def __init__(self, proxy_url: str, auth: CAVETokenAuth | None = None, **kwargs: Any) -> None:
         super().__init__(proxy_url, **kwargs)
         self.auth = auth if auth is not None else CAVETokenAuth()
+        config = self.proxy_config
+        self.forwards_https = bool(config and config.use_forwarding_for_https)
 
     def _proxy_of(self, url: str) -> str | None:
-        config = self.proxy_config
-        if url[:6].lower() == "https:" and not (config and config.use_forwarding_for_https):
-            return None
+        if url[:6].lower() == "https:" and not self.forwards_https:
+            return None  # a CONNECT tunnel: the proxy sees no header
         return str(self.proxy)
