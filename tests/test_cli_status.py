@@ -162,8 +162,11 @@ class TestEverySavedToken:
         write_secret(secrets / DEFAULT_SERVER_FILE, {"token": VALID_TOKEN})
         bad = write_secret(secrets / "cave-secret.json", {"token": "two words"})
         code, out, _ = run_cli(capsys, "status")
-        assert code == 1  # requests to other hosts would fail
+        assert code == 0  # requests to the server use its own file, which is fine
         assert "  problem The token has white space" in blocks(out)[str(bad)]
+        code, out, _ = run_cli(capsys, "status", "--server", "https://other.example.org")
+        assert code == 1  # requests to other servers read the bad file: they would fail
+        assert out == ""
 
 
 class TestTheRulesOfARequest:
@@ -231,6 +234,24 @@ class TestCheck:
             f"the token from key 'token' of {path} is invalid or expired" in blocks(out)[str(path)]
         )
         assert not leaked(out + err)
+
+    def test_a_refused_token_not_in_use_is_shown_but_does_not_fail(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        tls_service: Service,
+        secrets: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_service.ca_file)
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        stale = write_secret(
+            secrets / f"localhost:{tls_service.port}-cave-secret.json", {"token": INVALID_TOKEN}
+        )  # checked with https://localhost:<port>, its own auth server
+        code, out, _ = run_cli(capsys, "status", "--check", "--server", service.url(""))
+        assert code == 0
+        assert "  check   failed: " in blocks(out)[str(stale)]
+        assert "is invalid or expired" in blocks(out)[str(stale)]
 
     def test_a_service_url_is_checked_with_the_auth_server_its_auth_info_names(
         self, capsys: pytest.CaptureFixture[str], service: Service, cave_host: str, secrets: Path

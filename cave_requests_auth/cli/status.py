@@ -55,7 +55,11 @@ if TYPE_CHECKING:
     from ._output import Output
 
 NAME = "status"
-SUMMARY = "Show which token a request would use, and every token saved on this machine."
+SUMMARY = (
+    "Show which token a request would use, and every token saved on this machine. "
+    "Exit status 1 where that request gets no token (or, with --check, one its auth "
+    "server refuses); problems with other tokens are shown in their blocks."
+)
 EXAMPLE = f"{PROG} status https://minnie.example.org/segmentation/api --check"
 
 _WIDTH = 7  # of the labels
@@ -281,16 +285,16 @@ def run(io: Output, args: argparse.Namespace) -> int:
     issuers: dict[str, AuthServer] = {}
     checked: dict[tuple[str, str], list[tuple[str, str]] | str] = {}
     for block in blocks:
+        in_use = _is_active(block, active)
         io.say()
-        io.say(block.title + ("   (in use)" if _is_active(block, active) else ""))
+        io.say(block.title + ("   (in use)" if in_use else ""))
         if block.problem is not None or block.source is None:
             _line(io, "problem", str(block.problem), bad=True)
-            failed = True
             continue
         _line(io, "token", block.source.masked)
         _line(io, "for", block.used_for)
-        if args.check and not _check(io, block, issuers, checked):
-            failed = True
+        if args.check and not _check(io, block, issuers, checked) and in_use:
+            failed = True  # the exit status is about the token requests to the target use
     if not blocks:
         io.say()
         io.say(f"No token is saved in {places.token_file or places.folder}.")
