@@ -54,16 +54,18 @@ class Chain:
     itself (:meth:`saw`), so the rule holds whatever sent them.
     """
 
-    __slots__ = ("attachment", "hops", "key", "left")
+    __slots__ = ("attachment", "hops", "key", "last", "left")
 
     def __init__(self, key: str, attachment: Attachment | None) -> None:
         self.key = key
         self.attachment = attachment
         self.left = False
         self.hops = 0
+        self.last: str | None = None
 
     def saw(self, url: str) -> None:
         """A hop went to ``url``; where that is another origin, the chain has left."""
+        self.last = url
         if not self.left and not same_origin(origin_key(url), self.key):
             self.left = True
 
@@ -83,7 +85,8 @@ def _insecure(origin: Origin, proxy: str | None) -> InsecureTransportError:
         return InsecureTransportError(
             f"Refusing to send a CAVE token to {origin} through the proxy "
             f"{through or '(configured)'}, which would see it: use https:// (through a "
-            f"CONNECT tunnel), or let the connection bypass the proxy (NO_PROXY={origin.name})."
+            "CONNECT tunnel), or connect without the proxy (with requests, "
+            f"NO_PROXY={origin.name})."
         )
     return InsecureTransportError(
         f"Refusing to send a CAVE token to {origin} over plain {origin.scheme}: "

@@ -208,9 +208,13 @@ def _explain(answer: Answer, server: str | None, login: bool) -> tuple[str, str,
         )
     said = body.get("message", "") if body is not None else answer.body.decode("utf-8", "replace")
     said = quote(said, secrets)
+    whose = (
+        "No CAVE token was sent; the service may need one"
+        if no_token
+        else f"The user of {token} may lack access; ask the dataset's admins"
+    )
     return (
-        f"{at} was refused (403 {code or 'forbidden'}){': ' + said if said else ''}. "
-        f"The user of {token} may lack access; ask the dataset's admins.",
+        f"{at} was refused (403 {code or 'forbidden'}){': ' + said if said else ''}. {whose}.",
         code or "forbidden",
         None,
     )

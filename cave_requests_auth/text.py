@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["MASK", "MAX_QUOTE", "printable", "quote", "redact"]
+__all__ = ["MASK", "MAX_QUOTE", "MIN_SECRET_RUN", "printable", "quote", "redact"]
 
 MASK = "…"
 MAX_QUOTE = 200
 """Characters of server text kept in a message."""
+MIN_SECRET_RUN = 8
+"""Characters of a secret in a row that are masked wherever they appear."""
 
 _WHITE = re.compile(r"\s+")
 
@@ -41,9 +43,30 @@ def printable(text: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``…``; the longest first."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    """``text`` with every part of a secret masked: any run of :data:`MIN_SECRET_RUN`
+    or more of its characters becomes ``…`` (a server that quotes half a token
+    has still quoted too much)."""
+    for secret in {s for s in secrets if s}:
+        if len(secret) <= MIN_SECRET_RUN:
+            text = text.replace(secret, MASK)
+            continue
+        if secret in text:
+            text = text.replace(secret, MASK)
+        grams = {secret[i : i + MIN_SECRET_RUN] for i in range(len(secret) - MIN_SECRET_RUN + 1)}
+        if not any(gram in text for gram in grams):
+            continue
+        parts: list[str] = []
+        start = i = 0
+        while i <= len(text) - MIN_SECRET_RUN:
+            if text[i : i + MIN_SECRET_RUN] not in grams:
+                i += 1
+                continue
+            end = i
+            while text[end : end + MIN_SECRET_RUN] in grams:
+                end += 1
+            parts += [text[start:i], MASK]
+            start = i = end + MIN_SECRET_RUN - 1
+        text = "".join([*parts, text[start:]])
     return text
 
 

@@ -27,6 +27,7 @@ import os
 import pickle
 import socket
 import sys
+import time
 import tracemalloc
 import unicodedata
 from pathlib import Path
@@ -838,6 +839,11 @@ def test_cycling_over_many_origins_opens_no_secret_file_once_warm(
 ) -> None:
     secrets = tmp_path / "secrets"
     secrets_with(secrets, TOKEN)
+    # A file written in the last few seconds is read again on purpose (a rewrite
+    # within one tick of a coarse clock could keep its size and times); a token
+    # file in use is older than that.
+    for path in secrets.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     auth = CAVETokenAuth(secrets_dir=secrets)
     requests_ = [
         requests.Request("GET", f"https://host{n}.example/data").prepare() for n in range(origins)

@@ -11,12 +11,14 @@ replacing the headers the hop inherited. So a caller's
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urljoin
 
 from urllib3 import PoolManager, ProxyManager
 
 from ..core import Chain, Credentials
 from ..refusals import Answer
+from ..urls import origin_key, same_origin
 from ..wire import MAX_ERROR_BODY, Attachment
 from .requests import CAVETokenAuth, environment_proxy
 
@@ -100,27 +102,64 @@ def _position(body: Any) -> int | None:
         return None
 
 
+class _Exchange(NamedTuple):
+    """Noted on a response a CAVE manager returns: what ``raise_for_auth`` needs to know."""
+
+    method: str
+    url: str
+    final_url: str
+    sent: Attachment | None
+    """What the last hop carried."""
+
+
+_EXCHANGE_ATTRIBUTE = "_cave_exchange"
+
+
 def answers_of_urllib3(response: Any) -> list[Answer]:
-    """A urllib3 response as the values :mod:`.refusals` reads (no redirect history)."""
+    """A urllib3 response (its ``retries.history`` first) as the values :mod:`.refusals` reads."""
     if not (hasattr(response, "status") and hasattr(response, "headers")):
         raise TypeError(
             f"raise_for_auth takes a requests or urllib3 response, not {type(response).__name__}."
         )
-    headers = response.headers
-    status = int(response.status)
-    body = response.data if status in (400, 401, 403) else b""
-    url = getattr(response, "url", None) or response.geturl() or ""
-    return [
+    exchange: _Exchange | None = getattr(response, _EXCHANGE_ATTRIBUTE, None)
+    retries = getattr(response, "retries", None)
+    history = [h for h in (retries.history if retries is not None else ()) if h.redirect_location]
+    if exchange is not None:
+        method, first, final = exchange.method, exchange.url, exchange.final_url
+    else:
+        method = history[0].method if history else "GET"
+        final = str(getattr(response, "url", None) or response.geturl() or "")
+        first = str(history[0].url) if history else final
+        if history:
+            final = urljoin(str(history[-1].url), str(history[-1].redirect_location))
+    answers = [
         Answer(
-            method="",
-            url=str(url),
+            method=str(hop.method or method),
+            url=str(hop.url),
+            status=int(hop.status or 0),
+            location=str(hop.redirect_location),
+            elsewhere=not same_origin(origin_key(str(hop.url)), origin_key(first)),
+        )
+        for hop in history
+    ]
+    status = int(response.status)
+    sent = exchange.sent if exchange is not None else None
+    headers = response.headers
+    answers.append(
+        Answer(
+            method=method,
+            url=final,
             status=status,
             content_type=headers.get("Content-Type", ""),
             www_authenticate=headers.get("WWW-Authenticate", ""),
             location=headers.get("Location"),
-            body=body or b"",
+            body=(response.data or b"")[:MAX_ERROR_BODY] if status in (400, 401, 403) else b"",
+            bearer=None if sent is None or sent.source is None else sent.source.token,
+            sent=sent,
+            elsewhere=bool(history) and not same_origin(origin_key(final), origin_key(first)),
         )
-    ]
+    )
+    return answers
 
 
 class _CAVEManager:
@@ -155,7 +194,7 @@ class _CAVEManager:
         position = _position(body)
         response = self._send(method, url, redirect, kw, given, chain)
         if response.status != 401 or chain.attachment is None:
-            return response
+            return self._noted(response, method, url, chain)
         newer = self.auth.retry_with(
             url,
             chain.attachment,
@@ -166,12 +205,21 @@ class _CAVEManager:
             rewindable=body is None or isinstance(body, (bytes, str)) or position is not None,
         )
         if newer is None:
-            return response
+            return self._noted(response, method, url, chain)
         response.drain_conn()
         response.release_conn()
         if position is not None:
             body.seek(position)
-        return self._send(method, url, redirect, kw, given, Chain(chain.key, newer))
+        again = Chain(chain.key, newer)
+        return self._noted(self._send(method, url, redirect, kw, given, again), method, url, again)
+
+    @staticmethod
+    def _noted(response: BaseHTTPResponse, method: str, url: str, chain: Chain) -> BaseHTTPResponse:
+        """``response``, noting what ``raise_for_auth`` needs (the last hop's token)."""
+        sent = None if chain.left else chain.attachment
+        exchange = _Exchange(method, url, chain.last or url, sent)
+        setattr(response, _EXCHANGE_ATTRIBUTE, exchange)
+        return response
 
     def _send(
         self,
