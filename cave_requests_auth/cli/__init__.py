@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from typing import TYPE_CHECKING, Callable
 
 import requests
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(
             command.NAME,
             help=command.SUMMARY,
-            description=command.SUMMARY,
+            description=textwrap.fill(getattr(command, "DESCRIPTION", command.SUMMARY), 79),
             epilog=f"example:\n  {command.EXAMPLE}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

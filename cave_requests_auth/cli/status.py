@@ -55,10 +55,10 @@ if TYPE_CHECKING:
     from ._output import Output
 
 NAME = "status"
-SUMMARY = (
-    "Show which token a request would use, and every token saved on this machine. "
-    "Exit status 1 where that request gets no token (or, with --check, one its auth "
-    "server refuses); problems with other tokens are shown in their blocks."
+SUMMARY = "Show which token a request would use, and every token saved on this machine."
+DESCRIPTION = (
+    f"{SUMMARY} Exit status 1 where that request gets no token (or, with --check, one "
+    "its auth server refuses); problems with other tokens are shown in their blocks."
 )
 EXAMPLE = f"{PROG} status https://minnie.example.org/segmentation/api --check"
 
