@@ -107,20 +107,28 @@ class TestEverySavedToken:
         assert f"\n{host}   (in use)\n" in out
         assert out.count("(in use)") == 1
 
-    def test_files_that_disagree_are_named_with_one_command_to_align_them(
-        self, secrets: Path, tmp_path: Path
+    @pytest.mark.parametrize(
+        "stale_name", ["cave-secret.json", "minnie.example.org-cave-secret.json"]
+    )
+    def test_files_that_disagree_are_named_with_the_commands_that_align_them(
+        self, secrets: Path, tmp_path: Path, stale_name: str
     ) -> None:
         """CAVEclient's save_token(overwrite=True) changed the server's file only."""
         server_file = write_secret(secrets / DEFAULT_SERVER_FILE, {"token": OTHER_TOKEN})
-        default = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        stale = write_secret(secrets / stale_name, {"token": VALID_TOKEN})
         done = command("status")
         assert done.returncode == 0, done.stderr
         assert (
-            f"The saved files hold 2 different tokens:\n  {OTHER_MASKED}  {server_file}\n"
-            f"  {MASKED}  {default}\n"
+            f"  {OTHER_MASKED}  {server_file}   "
+            "(what requests to https://global.daf-apis.com use)\n"
+            f"  {MASKED}  {stale}\n"
+            f"To put {OTHER_MASKED} in it too:\n"
         ) in done.stdout
         fix = done.stdout.rstrip("\n").rsplit("\n", 1)[1].strip()
-        assert fix == "cave-auth token | cave-auth save -"
+        if stale_name == "cave-secret.json":
+            assert fix == "cave-auth token | cave-auth save -"
+        else:
+            assert fix == f"cave-auth token | cave-auth save - --token-file {stale}"
         # The command, run as printed, aligns them (cave-auth: this Python's module).
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
@@ -132,7 +140,7 @@ class TestEverySavedToken:
             ["sh", "-c", fix], env=environment, capture_output=True, text=True, timeout=60
         )
         assert ran.returncode == 0, ran.stderr
-        assert json.loads(default.read_text()) == {"token": OTHER_TOKEN}
+        assert json.loads(stale.read_text()) == {"token": OTHER_TOKEN}
         again = command("status")
         assert "different tokens" not in again.stdout
 

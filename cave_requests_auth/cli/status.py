@@ -24,11 +24,12 @@ from ..errors import (
     TokenNotFoundError,
 )
 from ..files import read_secret_file
-from ..lookup import stored_value
-from ..store import saved_token_files
+from ..lookup import origin_of, stored_value
+from ..store import saved_token_files, target_paths
 from ..tokens import (
     CAVE_TOKEN_ENV,
     DEFAULT_FILE_NAME,
+    DEFAULT_TOKEN_KEY,
     DEPRECATED_FILE_NAME,
     SERVER_FILE_SUFFIX,
     TokenSource,
@@ -214,25 +215,54 @@ def _check(
     return True
 
 
-def _disagreement(io: Output, blocks: list[Block], args: argparse.Namespace) -> None:
+def _disagreement(
+    io: Output, blocks: list[Block], places: TokenPlaces, args: argparse.Namespace
+) -> None:
+    """Where saved files hold different tokens: which, why it matters, and the fix.
+
+    The reference is the token a request to the server takes from the files
+    (``cave-auth token --server …`` without ``CAVE_TOKEN``): after CAVEclient's
+    ``save_token(overwrite=True)``, the newest, in the server's own file.
+    """
     files = [block for block in blocks if block.path is not None and block.source is not None]
-    tokens = {block.source.token for block in files if block.source is not None}
-    if len(tokens) < 2:
+    if len({block.source.token for block in files if block.source is not None}) < 2:
         return
+    server = server_of(args)
+    order = places.search_paths(origin_of(server))
+    ranked = sorted(
+        (block for block in files if block.path in order),
+        key=lambda block: order.index(str(block.path)),
+    )
+    if not ranked or ranked[0].source is None:
+        return
+    reference = ranked[0].source
+    differing = [block for block in files if block.source and block.source.token != reference.token]
     io.say()
-    io.say(f"The saved files hold {len(tokens)} different tokens:")
-    for block in files:
+    io.say(
+        "The saved files hold different tokens, so programs may send different ones:\n"
+        "CAVEclient reads its auth server's file first, CloudVolume the file of the host\n"
+        f"it talks to, else {DEFAULT_FILE_NAME} (and CAVEclient's save_token(overwrite=True)\n"
+        "replaces the token in one file only)."
+    )
+    io.say(f"  {reference.masked}  {reference.path}   (what requests to {server} use)")
+    for block in differing:
         assert block.source is not None
         io.say(f"  {block.source.masked}  {block.path}")
-    io.say(
-        "CAVEclient reads the file of its auth server first, CloudVolume the file of the\n"
-        f"host it talks to, else {DEFAULT_FILE_NAME}: they may send different tokens\n"
-        "(CAVEclient's save_token(overwrite=True) replaces the token in one file only).\n"
-        "To put the token that requests to the server use into both of its files:"
-    )
     unset = f"env -u {CAVE_TOKEN_ENV} " if os.environ.get(CAVE_TOKEN_ENV, "").strip() else ""
     options = same_options(args)
-    io.say(f"  {unset}{PROG} token{options} | {PROG} save -{options}")
+    source = f"{unset}{PROG} token{options}"
+    key = "" if places.token_key == DEFAULT_TOKEN_KEY else f" --token-key {places.token_key}"
+    commands = []
+    own_files = set(target_paths(places, True))
+    if any(block.path in own_files for block in differing):
+        commands.append(f"{source} | {PROG} save -{options}")
+    for block in differing:
+        if block.path not in own_files:
+            path = shlex.quote(str(block.path))
+            commands.append(f"{source} | {PROG} save - --token-file {path}{key}")
+    io.say(f"To put {reference.masked} in {'it' if len(differing) == 1 else 'them'} too:")
+    for command in commands:
+        io.say(f"  {command}")
 
 
 def _loose_modes(io: Output, blocks: list[Block]) -> None:
@@ -298,6 +328,6 @@ def run(io: Output, args: argparse.Namespace) -> int:
     if not blocks:
         io.say()
         io.say(f"No token is saved in {places.token_file or places.folder}.")
-    _disagreement(io, blocks, args)
+    _disagreement(io, blocks, places, args)
     _loose_modes(io, blocks)
     return 1 if failed else 0
