@@ -8,6 +8,7 @@ The token is found as CAVEclient and CloudVolume find it (``~/.cloudvolume/secre
 or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
 """
 
+from ._version import __version__
 from .account import get_new_token, whoami
 from .errors import (
     AuthResponseError,
@@ -27,8 +28,6 @@ from .transport.requests import CAVETokenAuth, raise_for_auth
 from .transport.requests_adapter import CAVEAuthAdapter
 from .transport.urllib3 import CAVEPoolManager, CAVEProxyManager, auth_headers
 from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SERVER_ADDRESS",
