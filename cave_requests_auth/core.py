@@ -201,9 +201,10 @@ class Credentials:
         attachment = self._decisions.get(key, _UNDECIDED)
         if attachment is _UNDECIDED:
             attachment = self._decide(key)
-        if attachment is not None and (
-            attachment.direct_only
-            or (forwards_https and attachment.header is not None and not self.allow_insecure_http)
+        if attachment is None or not (attachment.direct_only or forwards_https):
+            return attachment
+        if attachment.direct_only or (
+            attachment.header is not None and not self.allow_insecure_http
         ):
             proxy = proxy_of(url)
             if proxy is not None:

@@ -194,7 +194,11 @@ class CAVETokenAuth(Credentials, AuthBase):
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
         if attachment is not None:
-            attach(request, attachment)
+            if attachment.cookie is None and attachment.header is not None:
+                request.headers["Authorization"] = attachment.header  # attach(), inlined:
+                setattr(request, SENT_ATTRIBUTE, attachment)  # the hot path
+            else:
+                attach(request, attachment)
             hooks = request.hooks["response"]
             if self._hook not in hooks:
                 hooks.append(self._hook)
