@@ -249,6 +249,10 @@ class Credentials:
         logger.debug("CAVE token for %s from %s.", origin, source)
         return source
 
+    def decided(self, url: str) -> bool:
+        """Whether what a request to ``url`` carries is known without reading a file."""
+        return self.token is not None or origin_key(url) in self._decisions
+
     def sent_with(self, url: str, authorization: str | None) -> Attachment | None:
         """Which attachment of these credentials a request to ``url`` carried, if any."""
         if authorization is None:

@@ -292,7 +292,7 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
             first, attachment = False, self._hop(request, link, url)
         else:
             start = partial(self.start, url, httpx_environment_proxy)
-            chain = start() if self._decided(url) else await anyio.to_thread.run_sync(start)
+            chain = start() if self.decided(url) else await anyio.to_thread.run_sync(start)
             first, link = True, self._begin(request, link, chain)
             attachment = link.chain.attachment
         response = yield request
@@ -319,13 +319,6 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
         self._finish(link, attachment, response, offset, body)
 
     # -- the steps ------------------------------------------------------------------
-
-    def _decided(self, url: str) -> bool:
-        """Whether a request to ``url`` needs no file: an explicit token, or a cached decision.
-
-        Reads the core's cache directly, until :class:`.core.Credentials` says so itself.
-        """
-        return self.token is not None or origin_key(url) in self._decisions
 
     @staticmethod
     def _begin(request: httpx.Request, old: _Link | None, chain: Chain) -> _Link:

@@ -254,8 +254,8 @@ def raise_for_auth(response: Any) -> None:
     """Raise :class:`AuthResponseError` if ``response`` is a CAVE auth failure.
 
     Call it where ``raise_for_status`` would be called; other responses,
-    errors included, pass through. Takes a :class:`requests.Response` or a
-    urllib3 response.
+    errors included, pass through. Takes a :class:`requests.Response`, a
+    urllib3 response or an httpx response.
 
     Raises:
         AuthResponseError: a 401, a 403, a CAVE ``bad_auth_header`` 400, or a
@@ -264,6 +264,10 @@ def raise_for_auth(response: Any) -> None:
     """
     if isinstance(response, Response):
         answers = answers_of(response)
+    elif type(response).__module__.startswith("httpx"):
+        from .httpx import answers_of_httpx  # httpx is imported: the response is its
+
+        answers = answers_of_httpx(response)
     else:
         from .urllib3 import answers_of_urllib3
 
