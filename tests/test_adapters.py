@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from cave_requests_auth import CAVEAuthAdapter, CAVETokenAuth
-from conftest import (
+from helpers import (
     BEARER,
     HOSTS,
     INVALID_TOKEN,

@@ -18,7 +18,7 @@ from cave_requests_auth import (
     raise_for_auth,
     whoami,
 )
-from conftest import (
+from helpers import (
     INVALID_TOKEN,
     PLAIN_TOKEN,
     TOS_TOKEN,

@@ -15,7 +15,7 @@ from cave_requests_auth import (
     InvalidTokenError,
     TokenNotFoundError,
 )
-from conftest import (
+from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
     VALID_TOKEN,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, run_cli, write_secret
+from helpers import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, Service, run_cli, write_secret
 
 MASKED = f"{VALID_TOKEN[:4]}…{VALID_TOKEN[-4:]}"
 OTHER_MASKED = f"{OTHER_TOKEN[:4]}…{OTHER_TOKEN[-4:]}"

@@ -16,7 +16,7 @@ import pytest
 from test_cli import command, in_a_terminal, leaked
 
 from cave_requests_auth import CAVEAuthWarning, InvalidTokenError, save_token
-from conftest import DEFAULT_SERVER_FILE, VALID_TOKEN, Service, run_cli, write_secret
+from helpers import DEFAULT_SERVER_FILE, VALID_TOKEN, Service, run_cli, write_secret
 
 
 class TestLoginChecksTheFilesFirst:

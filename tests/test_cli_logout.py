@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_cli import command, leaked
 
-from conftest import DEFAULT_SERVER_FILE, OTHER_TOKEN, VALID_TOKEN, run_cli, write_secret
+from helpers import DEFAULT_SERVER_FILE, OTHER_TOKEN, VALID_TOKEN, run_cli, write_secret
 
 
 def test_the_deprecated_file_alone(capsys: pytest.CaptureFixture[str], secrets: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_cli import MASKED, command, leaked
 
-from conftest import VALID_TOKEN, Service, run_cli, write_secret
+from helpers import VALID_TOKEN, Service, run_cli, write_secret
 
 
 class TestUsage:

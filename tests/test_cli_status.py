@@ -22,7 +22,7 @@ import pytest
 from test_cli import MASKED, OTHER_MASKED, command, leaked
 from werkzeug.serving import make_server
 
-from conftest import (
+from helpers import (
     DEFAULT_SERVER_FILE,
     INVALID_TOKEN,
     OTHER_TOKEN,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_cli import command, leaked
 
-from conftest import INVALID_TOKEN, TOS_TOKEN, USERS, VALID_TOKEN, Service, run_cli, write_secret
+from helpers import INVALID_TOKEN, TOS_TOKEN, USERS, VALID_TOKEN, Service, run_cli, write_secret
 
 
 @pytest.fixture

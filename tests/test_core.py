@@ -18,7 +18,7 @@ import pytest
 from cave_requests_auth import InsecureTransportError, TokenNotFoundError
 from cave_requests_auth.core import MAX_CACHED_ORIGINS, MAX_REPORTED, Chain, Credentials
 from cave_requests_auth.refusals import Answer, describe, report
-from conftest import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, write_secret
+from helpers import INVALID_TOKEN, OTHER_TOKEN, VALID_TOKEN, write_secret
 
 PROXY = "http://user:secret@proxy.invalid:3128"
 JSON = "application/json"

@@ -28,7 +28,7 @@ from cave_requests_auth import (
     load_token,
     save_token,
 )
-from conftest import (
+from helpers import (
     DEFAULT_SERVER_FILE,
     OTHER_TOKEN,
     VALID_TOKEN,

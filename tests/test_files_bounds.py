@@ -30,7 +30,7 @@ from cave_requests_auth import (
     save_token,
 )
 from cave_requests_auth import files as files_module
-from conftest import (
+from helpers import (
     OTHER_TOKEN,
     VALID_TOKEN,
     assert_not_chained,

@@ -27,7 +27,7 @@ from cave_requests_auth import (
     find_token,
     save_token,
 )
-from conftest import (
+from helpers import (
     DEFAULT_SERVER_FILE,
     INVALID_TOKEN,
     OTHER_TOKEN,

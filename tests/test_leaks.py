@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-import _security_helpers as helpers
+import _security_helpers
 import pytest
 import requests
-from _security_helpers import Recorder
 
 from cave_requests_auth import (
     AuthResponseError,
@@ -35,17 +34,18 @@ from cave_requests_auth import (
     raise_for_auth,
     whoami,
 )
-from conftest import (
+from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
     VALID_TOKEN,
+    Recorder,
     Service,
     run_cli,
     write_secret,
 )
 
-recorder = helpers.recorder
-_recorders = helpers._recorders
+recorder = _security_helpers.recorder
+_recorders = _security_helpers._recorders
 
 TOKENS = (VALID_TOKEN, OTHER_TOKEN, INVALID_TOKEN)
 LOGGERS = ("", "urllib3", "requests", "cave_requests_auth")

@@ -21,7 +21,7 @@ from cave_requests_auth import (
     TokenNotFoundError,
     auth_headers,
 )
-from conftest import (
+from helpers import (
     BEARER,
     HOSTS,
     INVALID_TOKEN,

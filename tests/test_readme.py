@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import VALID_TOKEN, Service, write_secret
+from helpers import VALID_TOKEN, Service, write_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-import _security_helpers as helpers
+import _security_helpers
 import pytest
 import requests
 import urllib3
-from _security_helpers import AuditLog, Recorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
@@ -46,19 +45,21 @@ from cave_requests_auth import (
     find_token,
     save_token,
 )
-from conftest import (
+from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
     VALID_TOKEN,
+    AuditLog,
+    Recorder,
     Service,
     prepared,
     write_secret,
 )
 
-recorder = helpers.recorder
-recorder_on = helpers.recorder_on
-_recorders = helpers._recorders
-audit = helpers.audit
+recorder = _security_helpers.recorder
+recorder_on = _security_helpers.recorder_on
+_recorders = _security_helpers._recorders
+audit = _security_helpers.audit
 
 REDIRECTS = [301, 302, 303, 307, 308]
 WAYS = ["auth=", "session.auth", "adapter", "pool"]

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import _security_helpers as helpers
+import _security_helpers
 import pytest
 import requests
 
@@ -40,15 +40,18 @@ from cave_requests_auth import (
     secretjson,
 )
 from cave_requests_auth import files as files_module
-from conftest import (
+from helpers import (
     DEFAULT_SERVER_FILE,
     OTHER_TOKEN,
     VALID_TOKEN,
+    AuditLog,
     Service,
     assert_not_chained,
     fingerprint,
     mode_of,
+    read_until,
     run_cli,
+    save_keys,
     write_secret,
 )
 
@@ -194,12 +197,10 @@ class TestSecretFiles:
         }
         start, stop, results = context.Event(), context.Event(), context.Queue()
         writers = [
-            context.Process(target=helpers.save_keys, args=(environment, n, 20, start))
-            for n in range(6)
+            context.Process(target=save_keys, args=(environment, n, 20, start)) for n in range(6)
         ]
         readers = [
-            context.Process(target=helpers.read_until, args=(str(path), stop, results))
-            for _ in range(2)
+            context.Process(target=read_until, args=(str(path), stop, results)) for _ in range(2)
         ]
         for process in (*readers, *writers):
             process.start()
@@ -477,8 +478,7 @@ needs_root = pytest.mark.skipif(not AS_ROOT, reason="giving a file to another us
 posix_only = pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
 STRANGER = 4242  # a uid that is neither ours nor root's
 LONG_AGO = time.time() - 3600  # a file saved an hour ago: no longer "just written"
-audit = helpers.audit
-AuditLog = helpers.AuditLog
+audit = _security_helpers.audit
 
 
 def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cave_requests_auth.text import MAX_QUOTE, MIN_SECRET_RUN, printable, quote, redact
-from conftest import OTHER_TOKEN, VALID_TOKEN
+from helpers import OTHER_TOKEN, VALID_TOKEN
 
 
 def leaks(text: str, secret: str) -> bool:

@@ -35,7 +35,7 @@ from cave_requests_auth import (
     token_file_paths,
     token_page_url,
 )
-from conftest import OTHER_TOKEN, VALID_TOKEN, fingerprint, write_secret
+from helpers import OTHER_TOKEN, VALID_TOKEN, fingerprint, write_secret
 
 URL = "https://minnie.example.org:8443/segmentation/api"
 SERVER = "https://auth.example.org:9443"

@@ -15,7 +15,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, rewind_body, select_proxy
 
-from conftest import Service
+from helpers import Service
 
 
 class TestRequests:

@@ -1,0 +1,622 @@
+"""What the tests share that is not a fixture: tokens, small checks, and the servers.
+
+Imported explicitly (``from helpers import VALID_TOKEN, write_secret``); the
+fixtures built on these live in ``conftest.py``.
+
+- Tokens and the users the loopback service knows them by (``VALID_TOKEN``, ...).
+- Files: :func:`write_secret`, :func:`mode_of`, :func:`fingerprint`.
+- What a request carried: :func:`carried` gives ``TOKEN``, ``TOKEN_AND_COOKIE``
+  or ``NOTHING`` for a request the service saw.
+- :class:`Service`: the Flask app protected by the real ``middle_auth_client``
+  decorators that the ``service`` and ``tls_service`` fixtures run.
+- :class:`Recorder`: a small HTTP/1.1 server on any loopback address, in this
+  process, that records every request it answers (path, headers, body, and the
+  client's port: two requests on one kept-alive connection share it) and can be
+  told to answer 401 ``invalid_token``, echo the token back in a 403, or
+  redirect. Unlike the werkzeug service it is raw ``http.server``, so a test
+  controls every byte of the answer.
+- :class:`AuditLog`: what ``sys.addaudithook`` sees while it listens: files
+  opened, sockets connected, names resolved. An audit hook cannot be removed,
+  so one hook is installed once and does nothing while no log listens.
+- :func:`run_cli`, :func:`in_threads`, and the writer and reader functions of the
+  multiprocessing tests (importable, for the ``spawn`` start method).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import stat
+import sys
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+from urllib.parse import parse_qs, quote, urlsplit
+
+import flask
+import pytest
+import requests
+from middle_auth_client import decorators as mac
+from werkzeug.serving import make_server
+
+from cave_requests_auth.cli import main
+
+# -- tokens and users ----------------------------------------------------------------------
+
+VALID_TOKEN = "0123456789abcdef0123456789abcdef"
+OTHER_TOKEN = "fedcba9876543210fedcba9876543210"
+TOS_TOKEN = "70570570570570570570570570570570"
+PLAIN_TOKEN = "11111111111111111111111111111111"  # a user without permissions
+INVALID_TOKEN = "deadbeefdeadbeefdeadbeefdeadbeef"
+
+USERS: dict[str, dict[str, Any]] = {
+    VALID_TOKEN: {
+        "id": 1,
+        "name": "Ada",
+        "email": "ada@example.org",
+        "admin": False,
+        "groups": ["lab"],
+        "datasets_admin": [],
+        "permissions_v2": {"minnie": ["view"]},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [],
+    },
+    OTHER_TOKEN: {
+        "id": 2,
+        "name": "Grace",
+        "email": "grace@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {"minnie": ["view"]},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [],
+    },
+    TOS_TOKEN: {
+        "id": 3,
+        "name": "Tess",
+        "email": "tess@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {},
+        "permissions_v2_ignore_tos": {"minnie": ["view"]},
+        "missing_tos": [{"dataset_name": "minnie", "tos_id": 7, "tos_name": "MICrONS Terms"}],
+    },
+    PLAIN_TOKEN: {
+        "id": 4,
+        "name": "Pat",
+        "email": "pat@example.org",
+        "admin": False,
+        "groups": [],
+        "datasets_admin": [],
+        "permissions_v2": {},
+        "permissions_v2_ignore_tos": {},
+        "missing_tos": [],
+    },
+}
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+# The server file of DEFAULT_SERVER_ADDRESS, which save_token writes beside the default file.
+DEFAULT_SERVER_FILE = "global.daf-apis.com-cave-secret.json"
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def write_secret(path: Path, data: Any, mode: int = 0o600) -> Path:
+    """Write ``data`` as JSON (or ``str``/``bytes`` as they are) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    elif isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_text(json.dumps(data))
+    os.chmod(path, mode)
+    return path
+
+
+def mode_of(path: Path) -> int:
+    """The permission bits of ``path`` itself (a link is not followed)."""
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def fingerprint(path: Path) -> tuple[int, int, bytes]:
+    """(inode, mtime, content) of a file: equal before and after means untouched."""
+    status = path.stat()
+    return (status.st_ino, status.st_mtime_ns, path.read_bytes())
+
+
+def assert_not_chained(error: BaseException) -> None:
+    """Nothing chained is shown with the error: raised ``from None``, or from no other."""
+    assert error.__cause__ is None
+    assert error.__suppress_context__ or error.__context__ is None
+
+
+# -- what a request carried ----------------------------------------------------------------
+
+HOSTS = ["127.0.0.1", "localhost"]  # two names of the service: to requests, two hosts
+BEARER = f"Bearer {VALID_TOKEN}"
+TOKEN = (True, False)  # what ``carried`` gives by default: Authorization: Bearer, no cookie
+TOKEN_AND_COOKIE = (True, True)  # with cookie=True
+NOTHING = (False, False)
+
+
+def carried(hit: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether a request the service saw carried the token: (as header, as cookie)."""
+    header = "Bearer" in hit["headers"].get("Authorization", "")
+    cookie = "middle_auth_token" in hit["cookies"]
+    return header, cookie
+
+
+def assert_retried_with_the_new_token(
+    response: requests.Response, seen: list[dict[str, Any]]
+) -> None:
+    """``response`` came after a 401 to ``INVALID_TOKEN`` and one retry with ``VALID_TOKEN``.
+
+    ``seen`` holds the requests the service answered for it: those two.
+    """
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert [hit["headers"]["Authorization"] for hit in seen] == [
+        f"Bearer {INVALID_TOKEN}",
+        f"Bearer {VALID_TOKEN}",
+    ]
+
+
+def prepared(url: str, **kwargs: Any) -> requests.PreparedRequest:
+    """A prepared GET of ``url``, to hand to an auth object directly."""
+    return requests.Request("GET", url, **kwargs).prepare()
+
+
+def json_of(response: Any) -> Any:
+    """The JSON body of a urllib3 response (``.json()`` exists only from urllib3 2)."""
+    return json.loads(response.data)
+
+
+URLLIB3_2 = int(__import__("urllib3").__version__.split(".")[0]) >= 2
+"""urllib3 2 or newer; 1.26 is supported too, and lacks a few of its conveniences."""
+
+
+# -- the command and threads ---------------------------------------------------------------
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
+) -> tuple[int, str, str]:
+    """``cave-auth *argv`` through ``main``: its exit code, standard output and error.
+
+    With ``stdin``, the command reads that text as its standard input.
+    """
+    previous = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        code = main(list(argv))
+    finally:
+        sys.stdin = previous
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def in_threads(
+    work: Callable[[Any], None], arguments: Iterable[Any], timeout: float | None = None
+) -> None:
+    """Run ``work(argument)`` for every argument, each in a thread, all at once; wait for them."""
+    threads = [threading.Thread(target=work, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
+# -- the middle_auth_client service --------------------------------------------------------
+
+
+class Service:
+    """A running loopback HTTP service; ``seen`` holds every request it answered."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.scheme = "http"
+        self.ca_file = ""
+        self.seen: list[dict[str, Any]] = []
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    @property
+    def login_url(self) -> str:
+        """Where middle_auth_client sends a request without a token (https twin)."""
+        return f"https://{mac.STICKY_AUTH_URL}/api/v1/authorize"
+
+    @property
+    def create_token_url(self) -> str:
+        """The create-token page of the auth server the realm names."""
+        return f"https://{mac.STICKY_AUTH_URL.split('/')[0]}/auth/api/v1/create_token"
+
+    def redirect(self, to: str, status: int = 302, host: str = "127.0.0.1") -> str:
+        """A URL on this service that answers ``status`` with ``Location: to``."""
+        return self.url(f"/redirect/{status}?to={quote(to, safe='')}", host)
+
+
+def lookup_user(token: str) -> dict[str, Any] | None:
+    """The user of ``token``, for ``setPermissionLookupOverride``."""
+    return USERS.get(token)
+
+
+def make_app(service: Service) -> flask.Flask:
+    """The app of ``service``: an echo, redirects, and pages behind each decorator."""
+    app = flask.Flask("cave-test-service")
+
+    @app.before_request
+    def record() -> None:
+        request = flask.request
+        service.seen.append(
+            {
+                "host": request.host,
+                "path": request.path,
+                "headers": dict(request.headers),
+                "cookies": dict(request.cookies),
+            }
+        )
+
+    @app.route("/echo", methods=["GET", "POST", "PUT"])
+    def echo() -> Any:
+        request = flask.request
+        return {
+            "method": request.method,
+            "host": request.host,
+            "headers": dict(request.headers),
+            "cookies": dict(request.cookies),
+            "body": request.get_data().decode("latin-1"),
+        }
+
+    @app.route("/redirect/<int:status>", methods=["GET", "POST", "PUT"])
+    def redirect(status: int) -> Any:
+        return flask.redirect(flask.request.args["to"], code=status)
+
+    @app.route("/api/data", methods=["GET", "POST", "PUT"])
+    @mac.auth_required
+    def data() -> Any:
+        return {
+            "user": flask.g.auth_user["name"],
+            "body": flask.request.get_data().decode("latin-1"),
+        }
+
+    @app.route("/auth/api/v1/user/cache")
+    @mac.auth_required
+    def user_cache() -> Any:
+        return flask.g.auth_user
+
+    @app.route("/api/minnie/view")
+    @mac.auth_requires_permission("view", dataset="minnie")
+    def minnie_view() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/minnie/edit")
+    @mac.auth_requires_permission("edit", dataset="minnie")
+    def minnie_edit() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/minnie/admin")
+    @mac.auth_requires_dataset_admin(dataset="minnie")
+    def minnie_admin() -> Any:
+        return {"ok": True}
+
+    @app.route("/api/superadmin")
+    @mac.auth_requires_admin
+    def superadmin() -> Any:
+        return {"ok": True}
+
+    @app.route("/sticky_auth/api/v1/authorize")
+    def login_page() -> Any:
+        return "<html><body>Log in with Google</body></html>"
+
+    @app.route("/always401", methods=["GET", "POST", "PUT"])
+    def always_401() -> Any:
+        flask.request.get_data()
+        response = flask.jsonify(
+            {"error": "invalid_token", "message": "Unauthorized - Token is Invalid or Expired"}
+        )
+        response.status_code = 401
+        return response
+
+    @app.route("/always403")
+    def always_403() -> Any:
+        return flask.Response("Requires membership of group: lab", 403)
+
+    return app
+
+
+def serve_app(app: flask.Flask, ssl_context: Any = None) -> tuple[Any, threading.Thread]:
+    """Serve ``app`` on 127.0.0.1, a free port, in a daemon thread: (server, thread)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+# -- the recorder --------------------------------------------------------------------------
+
+ACCEPTED_TOKENS = (VALID_TOKEN, OTHER_TOKEN)
+REALM = 'Bearer realm="https://auth.example.invalid/sticky_auth/api/v1/authorize"'
+
+
+class Hit(NamedTuple):
+    """One request a :class:`Recorder` answered."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("Authorization")
+
+    @property
+    def cookie(self) -> str | None:
+        return self.headers.get("Cookie")
+
+
+def _json(status: int, data: Any, extra: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    return status, {"Content-Type": "application/json", **(extra or {})}, json.dumps(data).encode()
+
+
+INVALID_TOKEN_ANSWER = {
+    "error": "invalid_token",
+    "message": "Unauthorized - Token is Invalid or Expired",
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a re-send on the same connection is visible
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        body = self._read_body()
+        hit = Hit(
+            self.command,
+            self.path,
+            {name: value for name, value in self.headers.items()},
+            body,
+            self.client_address[1],
+        )
+        recorder = self.server.recorder
+        with recorder.lock:
+            recorder.hits.append(hit)
+        status, headers, content = recorder.answer(hit)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    recorder: Recorder
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class Recorder:
+    """A recording HTTP/1.1 server on ``host`` (``127.0.0.1``, ``127.0.0.2``, ``::1``).
+
+    Routes: ``/echo`` (200, the headers and body as JSON); ``/401`` (401
+    ``invalid_token``); ``/auth`` (200 for :data:`ACCEPTED_TOKENS`, else 401
+    ``invalid_token``); ``/403-echo`` (a plain 403 whose text quotes the
+    ``Authorization`` header); ``/403-echo-accepted`` (the same for accepted tokens,
+    else 401 ``invalid_token``); ``/403-permission-echo`` (a CAVE 403
+    ``missing_permission`` whose fields quote it); ``/redirect?status=&to=``.
+    ``on_hit`` is called with each hit before it is answered.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.hits: list[Hit] = []
+        self.lock = threading.Lock()
+        self.on_hit: Callable[[Hit], None] | None = None
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, 0), _Handler)
+        self._server.recorder = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/echo", host: str | None = None) -> str:
+        name = host or (f"[{self.host}]" if ":" in self.host else self.host)
+        return f"http://{name}:{self.port}{path}"
+
+    def redirect(self, to: str, status: int = 302, host: str | None = None) -> str:
+        return self.url(f"/redirect?status={status}&to={quote(to, safe='')}", host)
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        if self.on_hit is not None:
+            self.on_hit(hit)
+        parts = urlsplit(hit.path)
+        authorization = hit.authorization or ""
+        token = authorization.removeprefix("Bearer ")
+        if parts.path == "/echo":
+            return _json(200, {"headers": hit.headers, "body": hit.body.decode("latin-1")})
+        refusing = parts.path in ("/auth", "/403-echo-accepted") and token not in ACCEPTED_TOKENS
+        if parts.path == "/401" or refusing:
+            return _json(401, INVALID_TOKEN_ANSWER, {"WWW-Authenticate": REALM})
+        if parts.path == "/auth":
+            return _json(200, {"token": "accepted", "body": hit.body.decode("latin-1")})
+        if parts.path in ("/403-echo", "/403-echo-accepted"):
+            text = f"Forbidden: the key {authorization} has no access".encode()
+            return 403, {"Content-Type": "text/plain"}, text
+        if parts.path == "/403-permission-echo":
+            return _json(
+                403,
+                {
+                    "error": "missing_permission",
+                    "message": f"Missing permission: {token} for dataset {token}",
+                    "data": {"required_permission": token, "auth_dataset": token},
+                },
+            )
+        if parts.path == "/redirect":
+            query = parse_qs(parts.query)
+            return int(query["status"][0]), {"Location": query["to"][0]}, b""
+        return 404, {"Content-Type": "text/plain"}, b"not found"
+
+    def clear(self) -> None:
+        with self.lock:
+            self.hits.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class Recorders:
+    """One :class:`Recorder` per loopback address, started on first use and kept."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, Recorder] = {}
+
+    def on(self, host: str) -> Recorder:
+        """The recorder on ``host``, cleared: no hits, no ``on_hit``."""
+        if host not in self.made:
+            self.made[host] = Recorder(host)
+        recorder = self.made[host]
+        recorder.clear()
+        recorder.on_hit = None
+        return recorder
+
+    def close(self) -> None:
+        for recorder in self.made.values():
+            recorder.close()
+
+
+# -- audit events --------------------------------------------------------------------------
+
+_listeners: list[AuditLog] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _listeners and (event == "open" or event.startswith("socket.")):
+        for listener in list(_listeners):
+            listener.events.append((event, args, threading.get_ident()))
+
+
+_HOOKED = "_cave_security_audit_hook_installed"
+if not getattr(sys, _HOOKED, False):
+    sys.addaudithook(_audit)
+    setattr(sys, _HOOKED, True)
+
+
+class AuditLog:
+    """Audit events (``open``, ``socket.*``) seen while it listens (``with AuditLog() as log``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple[Any, ...], int]] = []
+        self.thread = threading.get_ident()
+
+    def __enter__(self) -> AuditLog:
+        _listeners.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _listeners.remove(self)
+
+    def opened(self, under: Path) -> list[str]:
+        """Paths opened under ``under`` (by any thread), absolute."""
+        found = []
+        for event, args, _ in list(self.events):
+            if event != "open" or isinstance(args[0], int):
+                continue
+            path = os.path.abspath(os.fsdecode(args[0]))
+            if path.startswith(str(under) + os.sep):
+                found.append(path)
+        return found
+
+    def network(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Name resolutions and connections made by the test's own thread."""
+        return [
+            (event, args)
+            for event, args, thread in list(self.events)
+            if thread == self.thread
+            and event in ("socket.getaddrinfo", "socket.connect", "socket.gethostbyname")
+        ]
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def save_keys(environment: dict[str, str], process: int, count: int, start: Any) -> None:
+    """A writer process: ``count`` saves of different keys into the default file."""
+    os.environ.update(environment)
+    from cave_requests_auth import save_token
+
+    start.wait(30)
+    for number in range(count):
+        save_token(VALID_TOKEN, token_key=f"k{process}_{number}", write_server_file=False)
+
+
+def read_until(path: str, stop: Any, results: Any) -> None:
+    """A reader process: read ``path`` until ``stop``.
+
+    Reports ``(reads, bad reads, examples of bad reads, distinct key counts seen,
+    times the key count went down)``: writers only add keys, so a reader that
+    sees fewer keys than before has seen a lost update.
+    """
+    reads = bad = shrank = 0
+    examples: list[str] = []
+    sizes: set[int] = set()
+    last = 0
+    while not stop.is_set():
+        try:
+            with open(path, "rb") as file:
+                raw = file.read()
+        except FileNotFoundError:
+            bad += 1  # the file is replaced, never removed
+            continue
+        reads += 1
+        try:
+            data = json.loads(raw)
+            good = isinstance(data, dict) and bool(data)
+            good = good and all(value == VALID_TOKEN for value in data.values())
+        except ValueError:
+            good = False
+        if not good:
+            bad += 1
+            if len(examples) < 3:
+                examples.append(f"{len(raw)} bytes")
+            continue
+        sizes.add(len(data))
+        shrank += len(data) < last
+        last = len(data)
+    results.put((reads, bad, examples, len(sizes), shrank))
