@@ -4,7 +4,7 @@ Run from the repository root, with the package installed::
 
     python benchmarks/run.py            # the full run, under a minute
     python benchmarks/run.py --quick    # every benchmark, tiny counts: proves it runs (CI)
-    python benchmarks/run.py --rst      # the table as an RST simple table, for README.rst
+    python benchmarks/run.py --rst      # the table as an RST simple table, for docs/performance.rst
     python benchmarks/run.py --json     # everything, for machines
 
 Progress goes to standard error, the report to standard output. A run fails on

@@ -2,7 +2,7 @@
 
 Every write goes through :func:`.files.edit_secret_file` (atomic, locked, 0600).
 Before a token is saved it is checked as a pasted value: the placeholder of the
-examples, a leading ``Bearer `` and a JSON blob are refused with a hint, and a
+examples, a leading ``"Bearer "`` and a JSON blob are refused with a hint, and a
 token that is not 32 hexadecimal characters (CAVE's own shape) gets a warning.
 """
 
@@ -61,7 +61,7 @@ def check_pasted(value: object, source: object) -> str:
 
     Raises:
         InvalidTokenError: the placeholder ``PASTE_YOUR_TOKEN_HERE``, a value
-            starting with ``Bearer ``, JSON or a quoted string, or anything
+            starting with ``"Bearer "``, JSON or a quoted string, or anything
             :func:`.tokens.check_token` refuses.
 
     Warns:
@@ -211,7 +211,7 @@ def save_token(
 
     Raises:
         InvalidTokenError: ``token`` is not a bearer token, or is the example's
-            placeholder ``PASTE_YOUR_TOKEN_HERE``, or starts with ``Bearer ``,
+            placeholder ``PASTE_YOUR_TOKEN_HERE``, or starts with ``"Bearer "``,
             or is JSON (see :func:`check_pasted`).
         TokenFileError: a file holds a different token and ``overwrite`` is
             false, a file is corrupt, or a folder is not writable.
