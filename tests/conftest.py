@@ -10,6 +10,9 @@
   which requests treats as another host. ``tls_service`` is its https twin
   (a trustme certificate for localhost, 127.0.0.1 and ::1), which also serves
   the login page that middle_auth_client redirects browser-like requests to.
+- ``recorder`` and ``recorder_on(host)``: a raw ``http.server`` that records every
+  request (:class:`helpers.Recorder`), on 127.0.0.1 or another loopback address.
+- ``audit``: the files opened, names resolved and sockets connected during the test.
 - ``umask`` (parametrized: 000 and 022) and ``browser`` (a fake ``$BROWSER`` that
   notes the URLs it is asked to open), for the tests that ask for them.
 
@@ -25,13 +28,22 @@ import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from middle_auth_client import decorators as mac
 
 from cave_requests_auth import lookup
-from helpers import PROXY_VARIABLES, Service, lookup_user, make_app, serve_app
+from helpers import (
+    PROXY_VARIABLES,
+    AuditLog,
+    Recorder,
+    Recorders,
+    Service,
+    lookup_user,
+    make_app,
+    serve_app,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -167,6 +179,32 @@ def read_only() -> Iterator[Any]:
         if os.geteuid() == 0:
             subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
         folder.chmod(mode)
+
+
+@pytest.fixture(scope="session")
+def _recorders() -> Iterator[Recorders]:
+    made = Recorders()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def recorder(_recorders: Recorders) -> Recorder:
+    """A :class:`Recorder` on 127.0.0.1 (another port than ``service``), cleared."""
+    return _recorders.on("127.0.0.1")
+
+
+@pytest.fixture
+def recorder_on(_recorders: Recorders) -> Callable[[str], Recorder]:
+    """A :class:`Recorder` on a loopback address of the test's choice, cleared."""
+    return _recorders.on
+
+
+@pytest.fixture
+def audit() -> Iterator[AuditLog]:
+    """What the test opens, resolves and connects to (see :class:`AuditLog`)."""
+    with AuditLog() as log:
+        yield log
 
 
 # -- TEMPORARY ------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-import _security_helpers
 import pytest
 import requests
 
@@ -43,9 +42,6 @@ from helpers import (
     run_cli,
     write_secret,
 )
-
-recorder = _security_helpers.recorder
-_recorders = _security_helpers._recorders
 
 TOKENS = (VALID_TOKEN, OTHER_TOKEN, INVALID_TOKEN)
 LOGGERS = ("", "urllib3", "requests", "cave_requests_auth")

@@ -2,7 +2,7 @@
 
 Every case runs against real loopback servers: ``service`` (werkzeug, the real
 middle_auth_client decorators) answers on 127.0.0.1 and, as another host to
-requests, on localhost; ``recorder`` (raw http.server, see _security_helpers)
+requests, on localhost; ``recorder`` (raw http.server, see helpers.Recorder)
 answers on another port, on 127.0.0.2 or on ::1. Nothing leaves loopback: a
 test that must be refused before connecting uses ``.invalid`` names, and proves
 with an audit hook that no name was resolved and no socket connected.
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-import _security_helpers
 import pytest
 import requests
 import urllib3
@@ -55,11 +54,6 @@ from helpers import (
     prepared,
     write_secret,
 )
-
-recorder = _security_helpers.recorder
-recorder_on = _security_helpers.recorder_on
-_recorders = _security_helpers._recorders
-audit = _security_helpers.audit
 
 REDIRECTS = [301, 302, 303, 307, 308]
 WAYS = ["auth=", "session.auth", "adapter", "pool"]

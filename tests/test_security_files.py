@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import _security_helpers
 import pytest
 import requests
 
@@ -478,7 +477,6 @@ needs_root = pytest.mark.skipif(not AS_ROOT, reason="giving a file to another us
 posix_only = pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
 STRANGER = 4242  # a uid that is neither ours nor root's
 LONG_AGO = time.time() - 3600  # a file saved an hour ago: no longer "just written"
-audit = _security_helpers.audit
 
 
 def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:
