@@ -1,0 +1,273 @@
+"""aiohttp: ``CAVEAuthMiddleware``, a client middleware (aiohttp 3.12 or newer).
+
+Translation only; every decision is :mod:`cave_requests_auth.core`'s.
+
+**Redirect hops.** aiohttp runs a session's middlewares on every request it
+sends, each redirect hop included, and builds each hop as a new
+``ClientRequest`` from the caller's headers (dropping ``Authorization`` and
+``Cookie`` from those on a change of origin). Nothing public on a hop's request
+names the request that began its chain, and a response's ``history`` is filled
+in only once the chain is over (read by a middleware, it stays empty: aiohttp
+caches it). What does link them is order: aiohttp follows
+a redirect inside the same ``session.request()`` call, in the caller's task,
+with none of the caller's code in between. So, after a redirect answer, the
+middleware keeps the request's :class:`.core.Chain` in a context variable, and
+the next request it sees in that context is taken as that chain's hop (a
+context is per task: ``gather``-ed requests never share one). A request taken
+as a hop carries the token only where the chain began at its origin and never
+left it: never more than it would get as a request of its own. The price of
+that choice: where the caller does not follow a redirect
+(``allow_redirects=False``, ``TooManyRedirects``), its next request through
+the same middleware in the same task is taken as that chain's hop too, and so
+goes without the token if it is to another origin.
+
+**Proxies.** ``request.proxy`` is the proxy aiohttp connects through (``proxy=``,
+the session's, or with ``trust_env=True`` the environment's): plain ``http``
+to loopback through it gets no token. ``https`` goes through a CONNECT tunnel.
+A proxy hidden in a custom connector (``aiohttp-socks``) is not seen.
+
+**The event loop.** Finding a token may read secret files: for an origin not
+decided yet, and for a 401's reload, the core is asked in a worker thread
+(:func:`asyncio.to_thread`); a steady stream of requests runs no thread and
+reads no file.
+
+**Errors.** aiohttp turns any ``OSError`` raised in a middleware into a
+``ClientOSError``; :class:`AuthResponseError` and :class:`TokenFileError` here
+are also ``aiohttp.ClientError``, so they come out as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import TYPE_CHECKING, Any, Callable
+
+import aiohttp
+
+from .. import errors
+from ..core import Chain, Credentials
+from ..refusals import Answer, Refusal, report
+from ..urls import origin_key, same_origin
+from ..wire import MAX_ERROR_BODY, Attachment
+
+if TYPE_CHECKING:
+    from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+
+    from ..wire import ProxyOf
+
+__all__ = ["AuthResponseError", "CAVEAuthMiddleware", "TokenFileError"]
+
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+"""The answers aiohttp follows (``ClientSession._request``)."""
+
+
+class AuthResponseError(errors.AuthResponseError, aiohttp.ClientError):
+    """:class:`cave_requests_auth.AuthResponseError`, also an ``aiohttp.ClientError``.
+
+    ``response`` is the ``aiohttp.ClientResponse`` (released; a refusal's body
+    was read, so ``await response.read()`` still gives it).
+    """
+
+
+class TokenFileError(errors.TokenFileError, aiohttp.ClientError):
+    """:class:`cave_requests_auth.TokenFileError`, also an ``aiohttp.ClientError``."""
+
+
+class _Exchange:
+    """A chain between its hops: what the middleware needs of the hops before."""
+
+    __slots__ = ("answers", "chain")
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.answers: list[Answer] = []
+
+    def __repr__(self) -> str:
+        return f"_Exchange({self.chain!r})"
+
+
+def _proxy_of(request: ClientRequest) -> ProxyOf:
+    proxy = request.proxy
+    if proxy is None:
+        return _direct
+    through = str(proxy)
+
+    def proxy_of(url: str) -> str | None:
+        return through
+
+    return proxy_of
+
+
+def _direct(url: str) -> str | None:
+    return None
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None
+
+
+def _attach(request: ClientRequest, attachment: Attachment) -> None:
+    if attachment.header is not None:
+        request.headers.update(attachment.headers(request.headers.get("Cookie")))
+
+
+def _rewindable(request: ClientRequest) -> bool:
+    """Whether the body can be sent again (aiohttp rewinds bytes and seekable files itself)."""
+    body = request.body
+    return not isinstance(body, aiohttp.payload.Payload) or not getattr(body, "consumed", True)
+
+
+async def _body(response: ClientResponse) -> bytes:
+    """The body of a refusal, bounded; nothing for other answers.
+
+    Read whole (aiohttp keeps it: the caller can still read it), or not at all.
+    """
+    if response.status not in (400, 401, 403):
+        return b""
+    length = response.content_length
+    if length is not None and length > MAX_ERROR_BODY:
+        return b""
+    return (await response.read())[:MAX_ERROR_BODY]
+
+
+class CAVEAuthMiddleware(Credentials):
+    """An aiohttp client middleware that attaches a CAVE token to each request.
+
+    >>> auth = CAVEAuthMiddleware()  # doctest: +SKIP
+    >>> async with aiohttp.ClientSession(middlewares=(auth,)) as session:  # doctest: +SKIP
+    ...     async with session.get(url) as response:
+    ...         data = await response.json()
+
+    The same object goes to fsspec:
+    ``fsspec.filesystem("http", client_kwargs={"middlewares": (auth,)})``.
+    Arguments as :class:`cave_requests_auth.CAVETokenAuth` takes them, with the
+    same rules, redirect hops included. Where aiohttp does not say so itself:
+
+    - A hop is recognised by order: after a redirect answer, the next request
+      this middleware sees in the same task is taken as its hop (it gets the
+      token only while the chain stays on the origin it began at). So after a
+      redirect the caller did not follow (``allow_redirects=False``), its next
+      request in that task, if to another origin, goes without the token.
+    - The proxy is ``request.proxy`` (``proxy=``, the session's, or with
+      ``trust_env=True`` the environment's); one inside a custom connector
+      (``aiohttp-socks``) is not seen.
+    - Finding the token may read secret files: that runs in a worker thread,
+      once per origin (and for a 401's reload), never on the event loop.
+
+    Raises (from the request call):
+        InsecureTransportError: plain http to a host that is not loopback, or
+            through ``request.proxy``; before anything is sent.
+        TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
+        AuthResponseError: a refusal, with ``raise_on_auth_error=True``.
+    """
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        """Send ``request`` through ``handler``, with the token where the rules allow it."""
+        url = str(request.url)
+        proxy_of = _proxy_of(request)
+        pending = self._pending
+        exchange = pending.get()
+        if exchange is not None:
+            pending.set(None)
+            attachment = self.hop(exchange.chain, url, proxy_of)
+            first = False
+        else:
+            exchange = _Exchange(await self._start(url, proxy_of))
+            attachment = exchange.chain.attachment
+            first = True
+        if attachment is not None:
+            _attach(request, attachment)
+        response = await handler(request)
+        status = response.status
+        if status < 300:
+            return response
+        if first and status == 401 and attachment is not None:
+            attachment, response = await self._retry(request, handler, response, exchange.chain)
+            status = response.status
+        chain = exchange.chain
+        exchange.answers.append(
+            Answer(
+                method=request.method,
+                url=url,
+                status=status,
+                content_type=response.headers.get("Content-Type", ""),
+                www_authenticate=response.headers.get("WWW-Authenticate", ""),
+                location=response.headers.get("Location") if status < 400 else None,
+                body=await _body(response),
+                bearer=_bearer(request.headers.get("Authorization")),
+                sent=attachment,
+                elsewhere=not first and not same_origin(origin_key(url), chain.key),
+            )
+        )
+        if attachment is not None:
+            try:
+                report(self, exchange.answers, self._error_for(response))
+            except AuthResponseError:
+                response.release()
+                raise
+        headers = response.headers
+        if status in REDIRECTS and (headers.get("Location") or headers.get("URI")):
+            pending.set(exchange)  # what aiohttp follows (unless told not to)
+        return response
+
+    def _setup(self) -> None:
+        super()._setup()
+        # This middleware's chain whose last answer was a redirect: its next hop
+        # is the next request this middleware sees in the same context.
+        self._pending: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
+            "cave_requests_auth_aiohttp_chain", default=None
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_pending"]
+        return state
+
+    async def _start(self, url: str, proxy_of: ProxyOf) -> Chain:
+        """The chain of a new request; an origin not decided yet is looked up off the loop."""
+        try:
+            if origin_key(url) in self._decisions:  # decided: no file to read
+                return self.start(url, proxy_of)
+            return await asyncio.to_thread(self.start, url, proxy_of)
+        except errors.TokenFileError as error:
+            raise TokenFileError(str(error), error.path) from None
+
+    async def _retry(
+        self,
+        request: ClientRequest,
+        handler: ClientHandlerType,
+        response: ClientResponse,
+        chain: Chain,
+    ) -> tuple[Attachment | None, ClientResponse]:
+        """A 401 to the chain's first request: send it once more where the core says so."""
+        sent = chain.attachment
+        newer = await asyncio.to_thread(
+            self.retry_with,
+            str(request.url),
+            sent,
+            401,
+            response.headers.get("Content-Type", ""),
+            await _body(response),
+            from_hop=False,
+            rewindable=_rewindable(request),
+        )
+        if newer is None:
+            return sent, response
+        response.release()
+        chain.attachment = newer  # the hops that follow carry the new token
+        _attach(request, newer)
+        return newer, await handler(request)
+
+    @staticmethod
+    def _error_for(response: ClientResponse) -> Callable[[Refusal], AuthResponseError]:
+        def make(refusal: Refusal) -> AuthResponseError:
+            return AuthResponseError(
+                refusal.message,
+                code=refusal.code,
+                response=response,
+                tos_form_url=refusal.tos_form_url,
+            )
+
+        return make
