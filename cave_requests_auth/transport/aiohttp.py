@@ -156,9 +156,9 @@ class CAVEAuthMiddleware(Credentials):
     - Finding the token may read secret files: that runs in a worker thread,
       once per origin (and for a 401's reload), never on the event loop.
 
-    Raises (from the request call):
-        InsecureTransportError: plain http to a host that is not loopback, or
-            through ``request.proxy``; before anything is sent.
+    Raises:
+        InsecureTransportError: (from the request call) plain http to a host that
+            is not loopback, or through ``request.proxy``; before anything is sent.
         TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
         AuthResponseError: a refusal, with ``raise_on_auth_error=True``.
     """
@@ -228,7 +228,7 @@ class CAVEAuthMiddleware(Credentials):
     async def _start(self, url: str, proxy_of: ProxyOf) -> Chain:
         """The chain of a new request; an origin not decided yet is looked up off the loop."""
         try:
-            if origin_key(url) in self._decisions:  # decided: no file to read
+            if self.decided(url):  # no file to read
                 return self.start(url, proxy_of)
             return await asyncio.to_thread(self.start, url, proxy_of)
         except errors.TokenFileError as error:

@@ -260,10 +260,16 @@ def raise_for_auth(response: Any) -> None:
     Raises:
         AuthResponseError: a 401, a 403, a CAVE ``bad_auth_header`` 400, or a
             redirect to the login page.
-        TypeError: ``response`` is neither.
+        TypeError: ``response`` is none of these (an aiohttp response: use
+            ``CAVEAuthMiddleware(raise_on_auth_error=True)``).
     """
     if isinstance(response, Response):
         answers = answers_of(response)
+    elif type(response).__module__.startswith("aiohttp"):
+        raise TypeError(
+            "raise_for_auth cannot read an aiohttp response (its body is read with await); "
+            "use CAVEAuthMiddleware(raise_on_auth_error=True) instead."
+        )
     elif type(response).__module__.startswith("httpx"):
         from .httpx import answers_of_httpx  # httpx is imported: the response is its
 

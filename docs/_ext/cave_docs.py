@@ -42,12 +42,7 @@ HELP_COLUMNS = "80"
 
 _missing_recipes: list[str] = []
 
-DOCSTRING_FIXES: list[tuple[str, str]] = [
-    # store.save_token: an inline literal cannot end with a space in RST.
-    ("``Bearer ``", '``"Bearer "``'),
-    # transport.aiohttp.CAVEAuthMiddleware: napoleon's section titles are words only.
-    ("Raises (from the request call):", "Raises:"),
-]
+DOCSTRING_FIXES: list[tuple[str, str]] = []
 
 
 def missing_recipe_pages(docs: Path) -> list[str]:
