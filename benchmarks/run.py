@@ -671,6 +671,54 @@ def bench_end_to_end(folder: str, sizes: Sizes) -> Report:
     return report
 
 
+# -- 4b. other clients: httpx and aiohttp --------------------------------------------
+
+
+def _client_rows(name: str, module: str, url: str, sizes: Sizes) -> list[Row]:
+    """Rows for ``benchmarks/<module>.py``: no auth (reference), basic auth, the binding.
+
+    The ratio of each row is against no auth; the notes give the binding against
+    the library's own basic auth.
+    """
+    try:
+        rows_module = importlib.import_module(module)
+    except ImportError as error:
+        return [missing("end to end", f"{name} (not installed: {error.name})", "n/a")]
+    per_round = max(1, sizes.gets // sizes.get_rounds)
+    medians = rows_module.measure(url, rounds=sizes.get_rounds, per_round=per_round)
+    names = list(medians)  # no auth, basic auth, the binding: in that order
+    reference = medians[names[0]]
+    return [
+        row(
+            "end to end",
+            variant,
+            value,
+            "µs/GET",
+            ratios=[] if index == 0 else [value / reference],
+            against=REFERENCE if index == 0 else names[0],
+        )
+        for index, (variant, value) in enumerate(medians.items())
+    ]
+
+
+def bench_other_clients(folder: str, sizes: Sizes) -> Report:
+    progress(f"end to end, httpx and aiohttp: {sizes.gets} GETs per variant")
+    sys.path.insert(0, str(Path(__file__).parent))
+    report = Report()
+    with loopback_server() as server:
+        for name, module in (("httpx", "httpx_rows"), ("aiohttp", "aiohttp_rows")):
+            rows = _client_rows(name, module, server.url, sizes)
+            report.rows += rows
+            measured = [r for r in rows if r.value is not None]
+            if len(measured) == 3:
+                basic, binding = measured[1], measured[2]
+                report.notes.append(
+                    f"{name}: {binding.variant} against {basic.variant}: "
+                    f"{binding.value / basic.value:.2f} (medians of {sizes.get_rounds} rounds)."
+                )
+    return report
+
+
 # -- 5. threads ---------------------------------------------------------------------
 
 
@@ -814,7 +862,14 @@ def render_json(report: Report, env: Mapping[str, Any], mode: str, seconds: floa
 
 # -- main ---------------------------------------------------------------------------
 
-BENCHMARKS = (bench_per_call, bench_file_system, bench_import, bench_end_to_end, bench_threads)
+BENCHMARKS = (
+    bench_per_call,
+    bench_file_system,
+    bench_import,
+    bench_end_to_end,
+    bench_other_clients,
+    bench_threads,
+)
 
 
 def run_all(sizes: Sizes) -> Report:
