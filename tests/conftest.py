@@ -12,7 +12,8 @@
   the login page that middle_auth_client redirects browser-like requests to.
 - ``recorder`` and ``recorder_on(host)``: a raw ``http.server`` that records every
   request (:class:`helpers.Recorder`), on 127.0.0.1 or another loopback address.
-- ``audit``: the files opened, names resolved and sockets connected during the test.
+- ``audit``: the files opened, names resolved and sockets connected during the test;
+  ``resolved``: names other than loopback something tried to resolve (refused).
 - ``umask`` (parametrized: 000 and 022) and ``browser`` (a fake ``$BROWSER`` that
   notes the URLs it is asked to open), for the tests that ask for them.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,7 @@ from middle_auth_client import decorators as mac
 
 from cave_requests_auth import lookup
 from helpers import (
+    LOOPBACK_NAMES,
     PROXY_VARIABLES,
     AuditLog,
     Recorder,
@@ -205,6 +208,22 @@ def audit() -> Iterator[AuditLog]:
     """What the test opens, resolves and connects to (see :class:`AuditLog`)."""
     with AuditLog() as log:
         yield log
+
+
+@pytest.fixture
+def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Host names something tried to resolve other than loopback: refused, and listed."""
+    names: list[str] = []
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in LOOPBACK_NAMES:
+            names.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "refused by the test: not loopback")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    return names
 
 
 # -- TEMPORARY ------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ fixtures built on these live in ``conftest.py``.
 - :class:`AuditLog`: what ``sys.addaudithook`` sees while it listens: files
   opened, sockets connected, names resolved. An audit hook cannot be removed,
   so one hook is installed once and does nothing while no log listens.
+- Every way in: :data:`WAYS`, and :func:`fetch` and :class:`Client`, which send
+  through any of them and give back requests' or urllib3's response.
 - :func:`run_cli`, :func:`in_threads`, and the writer and reader functions of the
   multiprocessing tests (importable, for the ``spawn`` start method).
 """
@@ -41,8 +43,10 @@ import flask
 import pytest
 import requests
 from middle_auth_client import decorators as mac
+from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
+from cave_requests_auth import CAVEAuthAdapter, CAVEPoolManager, CAVETokenAuth
 from cave_requests_auth.cli import main
 
 # -- tokens and users ----------------------------------------------------------------------
@@ -182,6 +186,170 @@ def json_of(response: Any) -> Any:
 
 URLLIB3_2 = int(__import__("urllib3").__version__.split(".")[0]) >= 2
 """urllib3 2 or newer; 1.26 is supported too, and lacks a few of its conveniences."""
+
+
+# -- every way in --------------------------------------------------------------------------
+
+TIMEOUT = 10
+REDIRECTS = [301, 302, 303, 307, 308]
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+WAYS = ["auth=", "session.auth", "adapter", "mount", "pool"]
+"""Every way a user sends a request with a CAVE token, as :class:`Client` names them.
+
+- ``auth=``: ``session.request(..., auth=CAVETokenAuth(...))``;
+- ``session.auth``: ``session.auth = CAVETokenAuth(...)``;
+- ``adapter``: ``session.mount(prefix, CAVEAuthAdapter(auth))``;
+- ``mount``: ``CAVEAuthAdapter.mount(session, prefix, auth=auth)``;
+- ``pool``: ``CAVEPoolManager(auth).request(...)``.
+
+A rule every way in must keep is one test parametrized over this list (test_rules.py).
+"""
+SESSION_WAYS = ["auth=", "session.auth", "adapter", "mount"]
+"""The ways through a ``requests.Session``: a cookie jar, and ``response.history``."""
+
+
+def origin_prefix(url: str) -> str:
+    """``scheme://netloc/`` of ``url``: the prefix to mount an adapter on for its origin."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}/"
+
+
+def raw_request(url: str) -> requests.PreparedRequest:
+    """A PreparedRequest for any URL: ``prepare()`` itself refuses many."""
+    request = requests.PreparedRequest()
+    request.method = "GET"
+    request.url = url
+    request.headers = CaseInsensitiveDict()
+    request.hooks = {"response": []}
+    return request
+
+
+def bearer(request: requests.PreparedRequest) -> str | None:
+    """The token of a request's ``Authorization: Bearer`` header, or None."""
+    value = request.headers.get("Authorization")
+    return None if value is None else value.removeprefix("Bearer ")
+
+
+def has_token(hit: dict[str, Any]) -> bool:
+    """Whether a request seen by ``service`` carried any token, as header or cookie."""
+    return "Authorization" in hit["headers"] or "middle_auth_token" in hit["cookies"]
+
+
+def status_of(response: Any) -> int:
+    """The status of a requests or a urllib3 response."""
+    if isinstance(response, requests.Response):
+        return response.status_code
+    return int(response.status)
+
+
+def json_body(response: Any) -> Any:
+    """The JSON body of a requests or a urllib3 response."""
+    if isinstance(response, requests.Response):
+        return response.json()
+    return json_of(response)
+
+
+class Client:
+    """One way in (one of :data:`WAYS`), open for several requests, as a user holds it.
+
+    ``adapter`` and ``mount`` mount on ``prefix`` when given, else on the origin of
+    each URL sent (not of the hops a redirect leads to), one adapter for all
+    (``mount``: one per origin, as each call makes its own). ``verify`` is the CA
+    file (the pool manager's ``ca_certs``); ``pool_kwargs`` go to CAVEPoolManager.
+    ``session`` is the requests session (None for the pool manager).
+    """
+
+    def __init__(
+        self,
+        way: str,
+        auth: CAVETokenAuth,
+        *,
+        prefix: str | None = None,
+        verify: str | None = None,
+        **pool_kwargs: Any,
+    ) -> None:
+        if way not in WAYS:
+            raise AssertionError(way)
+        self.way = way
+        self.auth = auth
+        self.verify = verify
+        self.session: requests.Session | None = None
+        self.pool: CAVEPoolManager | None = None
+        self._mounted: set[str] = set()
+        self._adapter: CAVEAuthAdapter | None = None
+        self._fixed_prefix = prefix is not None
+        if way == "pool":
+            if verify:
+                pool_kwargs["ca_certs"] = verify
+            self.pool = CAVEPoolManager(auth, **pool_kwargs)
+            return
+        if pool_kwargs:
+            raise TypeError(f"{way} takes no pool manager arguments: {sorted(pool_kwargs)}")
+        self.session = requests.Session()
+        if way == "session.auth":
+            self.session.auth = auth
+        if prefix is not None and way in ("adapter", "mount"):
+            self._mount(prefix)
+
+    def _mount(self, prefix: str) -> None:
+        assert self.session is not None
+        if prefix in self._mounted:
+            return
+        self._mounted.add(prefix)
+        if self.way == "adapter":
+            if self._adapter is None:
+                self._adapter = CAVEAuthAdapter(self.auth)
+            self.session.mount(prefix, self._adapter)
+        else:
+            CAVEAuthAdapter.mount(self.session, prefix, auth=self.auth)
+
+    def send(self, url: str, method: str = "GET", *, data: Any = None, **kwargs: Any) -> Any:
+        """``method url`` (with the body ``data``); the response, requests' or urllib3's."""
+        if self.pool is not None:
+            if data is not None:
+                kwargs["body"] = data
+            return self.pool.request(method, url, timeout=TIMEOUT, **kwargs)
+        assert self.session is not None
+        if self.way in ("adapter", "mount") and not self._fixed_prefix:
+            self._mount(origin_prefix(url))
+        if self.way == "auth=":
+            kwargs["auth"] = self.auth
+        if self.verify:
+            kwargs["verify"] = self.verify
+        return self.session.request(method, url, data=data, timeout=TIMEOUT, **kwargs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.clear()
+        if self.session is not None:
+            self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def fetch(
+    way: str,
+    url: str,
+    auth: CAVETokenAuth,
+    *,
+    method: str = "GET",
+    prefix: str | None = None,
+    verify: str | None = None,
+    **kwargs: Any,
+) -> tuple[int, Any]:
+    """Send one request the ``way`` a user would; the final status and the response.
+
+    ``adapter`` and ``mount`` mount on the URL's origin only (or on ``prefix``).
+    ``kwargs`` go to the request (``data=`` is the pool manager's ``body=``).
+    """
+    with Client(way, auth, prefix=prefix, verify=verify) as client:
+        response = client.send(url, method, **kwargs)
+        return status_of(response), response
 
 
 # -- the command and threads ---------------------------------------------------------------

@@ -3,7 +3,6 @@ the 401 reload-and-retry, and whoami, against the real middle_auth_client decora
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from helpers import (
     TOS_TOKEN,
     VALID_TOKEN,
     Service,
-    assert_retried_with_the_new_token,
     write_secret,
 )
 
@@ -239,21 +237,7 @@ class TestRaiseOnAuthError:
 
 
 class TestReloadAndRetry:
-    def test_a_token_replaced_mid_session_is_used(
-        self, service: Service, secrets: Path, seen: list[dict[str, Any]]
-    ) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        with requests.Session() as session:
-            session.auth = CAVETokenAuth()
-            assert session.get(service.url("/api/data")).status_code == 401
-            write_secret(path, {"token": VALID_TOKEN})  # `cave-auth login` in another process
-            seen.clear()
-            response = session.get(service.url("/api/data"))
-            assert_retried_with_the_new_token(response, seen)
-            seen.clear()
-            assert session.get(service.url("/api/data")).status_code == 200
-            assert len(seen) == 1  # the new token is cached
-
+    # The rest of the reload-and-retry, for every way in: test_rules.py (TestReloadAndRetry).
     def test_unchanged_source_is_not_retried(
         self, service: Service, secrets: Path, seen: list[dict[str, Any]]
     ) -> None:
@@ -261,37 +245,6 @@ class TestReloadAndRetry:
         response = requests.get(service.url("/api/data"), auth=CAVETokenAuth())
         assert response.status_code == 401
         assert len(seen) == 1
-
-    def test_explicit_token_is_not_retried(self, service: Service, seen: list[Any]) -> None:
-        response = requests.get(service.url("/api/data"), auth=CAVETokenAuth(INVALID_TOKEN))
-        assert response.status_code == 401
-        assert len(seen) == 1
-
-    @pytest.mark.parametrize(
-        ("body", "expected"),
-        [(b"raw bytes", "raw bytes"), ("text", "text"), (io.BytesIO(b"skippayload"), "payload")],
-    )
-    def test_bodies_are_sent_again(
-        self, service: Service, secrets: Path, body: Any, expected: str
-    ) -> None:
-        if isinstance(body, io.BytesIO):
-            body.seek(4)
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        auth = CAVETokenAuth()
-        assert requests.get(service.url("/api/data"), auth=auth).status_code == 401
-        write_secret(path, {"token": VALID_TOKEN})
-        response = requests.post(service.url("/api/data"), data=body, auth=auth, timeout=10)
-        assert response.json() == {"user": "Ada", "body": expected}
-
-    def test_generator_body_is_not_sent_again(self, service: Service, secrets: Path) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        auth = CAVETokenAuth()
-        assert requests.get(service.url("/api/data"), auth=auth).status_code == 401
-        write_secret(path, {"token": VALID_TOKEN})
-        chunks = (chunk for chunk in [b"one", b"two"])
-        response = requests.post(service.url("/api/data"), data=chunks, auth=auth, timeout=10)
-        assert response.status_code == 401
-        assert response.history == []
 
 
 class TestWhoami:

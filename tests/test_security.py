@@ -4,11 +4,14 @@ Every case runs against real loopback servers: ``service`` (werkzeug, the real
 middle_auth_client decorators) answers on 127.0.0.1 and, as another host to
 requests, on localhost; ``recorder`` (raw http.server, see helpers.Recorder)
 answers on another port, on 127.0.0.2 or on ::1. Nothing leaves loopback: a
-test that must be refused before connecting uses ``.invalid`` names, and proves
-with an audit hook that no name was resolved and no socket connected.
+test that must be refused before connecting uses ``.invalid`` names.
 
-Secret files: test_security_files.py. Leaks through logs, warnings, messages
-and the command: test_leaks.py.
+The rules every way in keeps (redirect hops, plain http refused unsent, the cookie
+jar, one retry after a change) are tested once, over every way in, in
+test_rules.py. What stays here is specific to one way (requests' netrc, an adapter
+on a broad prefix, a pool manager's ``Retry``) or to none (host files, hosts,
+bad tokens, properties). Secret files: test_security_files.py. Leaks through
+logs, warnings, messages and the command: test_leaks.py.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import requests
 import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from requests.structures import CaseInsensitiveDict
 
 import cave_requests_auth
 from cave_requests_auth import (
@@ -47,107 +49,23 @@ from cave_requests_auth import (
 from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
+    REDIRECTS,
+    TIMEOUT,
     VALID_TOKEN,
     AuditLog,
     Recorder,
     Service,
+    bearer,
+    fetch,
+    has_token,
     prepared,
+    raw_request,
     write_secret,
 )
-
-REDIRECTS = [301, 302, 303, 307, 308]
-WAYS = ["auth=", "session.auth", "adapter", "pool"]
-TIMEOUT = 10
-
-
-def raw_request(url: str) -> requests.PreparedRequest:
-    """A PreparedRequest for any URL: ``prepare()`` itself refuses many."""
-    request = requests.PreparedRequest()
-    request.method = "GET"
-    request.url = url
-    request.headers = CaseInsensitiveDict()
-    request.hooks = {"response": []}
-    return request
-
-
-def bearer(request: requests.PreparedRequest) -> str | None:
-    value = request.headers.get("Authorization")
-    return None if value is None else value.removeprefix("Bearer ")
-
-
-def has_token(hit: dict[str, Any]) -> bool:
-    """Whether a request seen by ``service`` carried any token, as header or cookie."""
-    return "Authorization" in hit["headers"] or "middle_auth_token" in hit["cookies"]
-
-
-def origin_prefix(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://{rest.split('/', 1)[0]}/"
-
-
-def fetch(
-    way: str,
-    url: str,
-    auth: CAVETokenAuth,
-    *,
-    method: str = "GET",
-    prefix: str | None = None,
-    verify: str | None = None,
-    **kwargs: Any,
-) -> tuple[int, Any]:
-    """Send one request the ``way`` a user would; the final status and the response.
-
-    ``adapter`` mounts a CAVEAuthAdapter on the first URL's origin only (or ``prefix``).
-    """
-    if way == "pool":
-        pool_kwargs = {"ca_certs": verify} if verify else {}
-        with CAVEPoolManager(auth, **pool_kwargs) as pool:
-            response = pool.request(method, url, timeout=TIMEOUT, **kwargs)
-            return response.status, response
-    with requests.Session() as session:
-        if verify:
-            kwargs["verify"] = verify
-        if way == "auth=":
-            kwargs["auth"] = auth
-        elif way == "session.auth":
-            session.auth = auth
-        elif way == "adapter":
-            session.mount(prefix or origin_prefix(url), CAVEAuthAdapter(auth))
-        else:
-            raise AssertionError(way)
-        response = session.request(method, url, timeout=TIMEOUT, **kwargs)
-        return response.status_code, response
 
 
 class TestRedirects:
     """Cases 1-3: a redirect carries the token to the same origin only."""
-
-    @pytest.mark.parametrize("way", WAYS)
-    @pytest.mark.parametrize("status", REDIRECTS)
-    def test_to_another_host_carries_nothing(
-        self, service: Service, seen: list[dict[str, Any]], way: str, status: int
-    ) -> None:
-        url = service.redirect(service.url("/echo", "localhost"), status)
-        code, _ = fetch(way, url, CAVETokenAuth(VALID_TOKEN))
-        assert code == 200
-        first, hop = seen
-        assert first["headers"]["Authorization"] == f"Bearer {VALID_TOKEN}"  # A got it
-        assert hop["host"] == f"localhost:{service.port}"
-        assert not has_token(hop)
-        assert VALID_TOKEN not in str(hop)
-
-    @pytest.mark.parametrize("way", WAYS)
-    def test_later_hops_elsewhere_stay_bare(
-        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
-    ) -> None:
-        # A (127.0.0.1:p) -> B (localhost:p) -> C (127.0.0.1:another port)
-        to_c = service.redirect(recorder.url("/echo"), 307, host="localhost")
-        code, _ = fetch(way, service.redirect(to_c, 307), CAVETokenAuth(VALID_TOKEN))
-        assert code == 200
-        assert [has_token(hit) for hit in seen] == [True, False]
-        (at_c,) = recorder.hits
-        assert at_c.authorization is None
-        assert at_c.cookie is None
 
     @pytest.mark.parametrize("status", REDIRECTS)
     def test_pool_manager_strips_its_headers_whatever_the_retry_says(
@@ -170,19 +88,6 @@ class TestRedirects:
         assert hop["cookies"] == {"a": "1"}  # the caller's own cookie, kept as urllib3 was told
         assert hop["headers"]["X-Other"] == "kept"
 
-    @pytest.mark.parametrize("way", WAYS)
-    def test_back_to_the_first_host_gets_nothing(
-        self, service: Service, seen: list[dict[str, Any]], way: str
-    ) -> None:
-        """A -> B -> A: B chose the method, path and body of the last hop, so no token."""
-        back = service.redirect(service.url("/echo"), 302, host="localhost")
-        code, _ = fetch(way, service.redirect(back, 302), CAVETokenAuth(VALID_TOKEN))
-        assert code == 200
-        a, b, a_again = seen
-        assert has_token(a)
-        assert not has_token(b)
-        assert not has_token(a_again)
-
     @pytest.mark.parametrize("status", [302, 307])
     def test_adapter_on_a_broad_prefix_keeps_the_token_on_its_host(
         self, service: Service, seen: list[dict[str, Any]], status: int
@@ -192,45 +97,6 @@ class TestRedirects:
         assert code == 200
         assert has_token(seen[0])
         assert not has_token(seen[1])
-
-    @pytest.mark.parametrize("way", WAYS)
-    def test_https_to_http_on_the_same_host(
-        self, service: Service, tls_service: Service, seen: list[dict[str, Any]], way: str
-    ) -> None:
-        tls_service.seen.clear()
-        url = tls_service.redirect(service.url("/echo"), 302)
-        code, _ = fetch(way, url, CAVETokenAuth(VALID_TOKEN), verify=tls_service.ca_file)
-        assert code == 200
-        (at_https,) = tls_service.seen
-        assert has_token(at_https)
-        (at_http,) = seen
-        assert at_http["host"] == f"127.0.0.1:{service.port}"
-        assert not has_token(at_http)
-
-    @pytest.mark.parametrize("way", WAYS)
-    def test_port_change_on_the_same_host(
-        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
-    ) -> None:
-        code, _ = fetch(
-            way, service.redirect(recorder.url("/echo"), 307), CAVETokenAuth(VALID_TOKEN)
-        )
-        assert code == 200
-        assert has_token(seen[0])
-        (hop,) = recorder.hits
-        assert (hop.authorization, hop.cookie) == (None, None)
-
-    @pytest.mark.parametrize("way", WAYS)
-    @pytest.mark.parametrize("status", REDIRECTS)
-    def test_same_host_keeps_the_bearer_token(
-        self, service: Service, seen: list[dict[str, Any]], way: str, status: int
-    ) -> None:
-        url = service.redirect(service.url("/api/data"), status)
-        code, response = fetch(way, url, CAVETokenAuth(VALID_TOKEN))
-        assert code == 200
-        assert [hit["headers"].get("Authorization") for hit in seen] == [
-            f"Bearer {VALID_TOKEN}"
-        ] * 2
-        assert b'"Ada"' in (response.data if way == "pool" else response.content)
 
     @pytest.fixture
     def netrc(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -279,37 +145,6 @@ class TestRedirects:
 
 class TestCookies:
     """Case 4: the cookie goes on the request, never into a cookie jar."""
-
-    @pytest.mark.parametrize("way", ["auth=", "session.auth", "adapter"])
-    def test_jar_is_untouched_and_its_cookies_still_sent(
-        self, service: Service, seen: list[dict[str, Any]], way: str
-    ) -> None:
-        auth = CAVETokenAuth(VALID_TOKEN, cookie=True)
-        with requests.Session() as session:
-            session.cookies.set("session", "abc")
-            session.cookies.set("lang", "en", domain="127.0.0.1")
-            if way == "auth=":
-                send: Callable[..., requests.Response] = lambda url: session.get(url, auth=auth)  # noqa: E731
-            else:
-                if way == "session.auth":
-                    session.auth = auth
-                else:
-                    session.mount(origin_prefix(service.url()), CAVEAuthAdapter(auth))
-                send = session.get
-            first = send(service.url("/echo"))
-            hop = send(service.redirect(service.url("/echo"), 302))
-            elsewhere = send(service.redirect(service.url("/echo", "localhost"), 302))
-            assert {c.name: c.value for c in session.cookies} == {"session": "abc", "lang": "en"}
-            for response in (first, hop, elsewhere, *hop.history, *elsewhere.history):
-                assert "middle_auth_token" not in response.cookies
-        assert first.json()["cookies"] == {
-            "session": "abc",
-            "lang": "en",
-            "middle_auth_token": VALID_TOKEN,
-        }
-        # Every hop still carries the jar's cookies for its host, as without the auth.
-        assert hop.json()["cookies"]["session"] == "abc"
-        assert elsewhere.json()["cookies"] == {"session": "abc"}
 
     def test_header_as_without_the_auth_plus_the_token(self, service: Service) -> None:
         cookies = {"a": "1", "b": "2"}
@@ -536,49 +371,8 @@ class TestHostFiles:
         assert not set(opened) & {str(path) for path in decoys.values()}
 
 
-INSECURE = [
-    "http://minnie.example.invalid/",
-    "http://localhost:x@evil.invalid/",
-    "http://localhost:80@evil.invalid/",
-    "http://127.0.0.1@evil.invalid/",
-    "http://[::1]@evil.invalid/",
-    "http://localhost.evil.invalid/",
-    "http://127.0.0.1.evil.invalid/",
-    "http://127.0.0.1%2eevil.invalid/",
-    "http://evil.invalid#@localhost/",
-    "http://evil.invalid?@localhost/",
-    "http://evil.invalid\\@localhost/",
-    "HTTP://EVIL.INVALID/",
-    "ws://localhost.evil.invalid/",
-]
-
-
 class TestTransport:
     """Cases 8-9: plain http only to loopback; verification and debug output untouched."""
-
-    @pytest.mark.parametrize("url", INSECURE)
-    def test_plain_http_elsewhere_is_refused_before_any_connection(
-        self, audit: AuditLog, url: str
-    ) -> None:
-        auth = CAVETokenAuth(VALID_TOKEN)
-        with pytest.raises(InsecureTransportError):
-            requests.get(url, auth=auth, timeout=TIMEOUT)
-        with pytest.raises(InsecureTransportError):
-            CAVEPoolManager(auth).request("GET", url, timeout=TIMEOUT)
-        with pytest.raises(InsecureTransportError):
-            auth_headers(url, token=VALID_TOKEN)
-        with requests.Session() as session:
-            session.mount("http://", CAVEAuthAdapter(auth))
-            session.mount("ws://", CAVEAuthAdapter(auth))
-            with pytest.raises(InsecureTransportError):
-                session.get(url, timeout=TIMEOUT)
-        assert audit.network() == []
-
-    def test_the_audit_hook_sees_connections(self, audit: AuditLog, service: Service) -> None:
-        """The observable above works: a request that is sent shows up."""
-        requests.get(service.url("/echo"), auth=CAVETokenAuth(VALID_TOKEN), timeout=TIMEOUT)
-        events = [event for event, _ in audit.network()]
-        assert "socket.connect" in events
 
     @pytest.mark.parametrize("url", ["http://localhost:x@evil.org/", "http://127.0.0.1.nip.io/"])
     def test_made_up_hosts_that_look_like_loopback(self, url: str) -> None:
@@ -873,29 +667,6 @@ class TestProperties:
 class TestRetries:
     """Cases 20-23: one re-send at most, only where the token source changed."""
 
-    def test_always_401_retries_once_and_only_after_a_change(
-        self, service: Service, seen: list[dict[str, Any]], secrets: Path
-    ) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        tokens_sent: list[list[str]] = []
-        with requests.Session() as session:
-            session.auth = CAVETokenAuth()
-            for new in (None, VALID_TOKEN, None, OTHER_TOKEN, None):
-                if new is not None:
-                    write_secret(path, {"token": new})
-                seen.clear()
-                response = session.get(service.url("/always401"), timeout=TIMEOUT)
-                assert response.status_code == 401
-                tokens_sent.append([hit["headers"]["Authorization"][7:] for hit in seen])
-                assert len(response.history) == len(seen) - 1
-        assert tokens_sent == [
-            [INVALID_TOKEN],
-            [INVALID_TOKEN, VALID_TOKEN],
-            [VALID_TOKEN],
-            [VALID_TOKEN, OTHER_TOKEN],
-            [OTHER_TOKEN],
-        ]
-
     @pytest.mark.parametrize("way", ["session.auth", "adapter"])
     def test_a_source_that_changes_on_every_answer_gets_one_retry(
         self, recorder: Recorder, secrets: Path, way: str
@@ -914,53 +685,6 @@ class TestRetries:
         assert len(recorder.hits) == 2
         assert len(response.history) == 1
         assert path.exists()
-
-    def test_403_is_never_retried(
-        self, service: Service, seen: list[dict[str, Any]], secrets: Path
-    ) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        with requests.Session() as session:
-            session.auth = CAVETokenAuth()
-            assert session.get(service.url("/always403")).status_code == 403
-            write_secret(path, {"token": OTHER_TOKEN})
-            seen.clear()
-            response = session.get(service.url("/always403"), timeout=TIMEOUT)
-        assert response.status_code == 403
-        assert response.history == []
-        assert len(seen) == 1
-
-    def test_pool_manager_retries_once_after_a_change(
-        self, service: Service, seen: list[dict[str, Any]], secrets: Path
-    ) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        with CAVEPoolManager(CAVETokenAuth()) as pool:
-            assert pool.request("GET", service.url("/always401")).status == 401
-            write_secret(path, {"token": VALID_TOKEN})
-            seen.clear()
-            assert pool.request("GET", service.url("/always401")).status == 401
-            assert len(seen) == 2
-            seen.clear()
-            assert pool.request("GET", service.url("/always403")).status == 403
-            assert len(seen) == 1
-
-    @pytest.mark.parametrize("way", WAYS)
-    def test_401_after_a_redirect_to_another_host_is_not_retried(
-        self, service: Service, seen: list[dict[str, Any]], secrets: Path, way: str
-    ) -> None:
-        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        auth = CAVETokenAuth()
-        auth(prepared(service.url("/")))  # INVALID_TOKEN is cached for A
-        write_secret(path, {"token": VALID_TOKEN})  # a retry would now have a new token
-        url = service.redirect(service.url("/always401", "localhost"), 307)
-        code, response = fetch(way, url, auth)
-        assert code == 401
-        if way != "pool":
-            assert [r.status_code for r in response.history] == [307]
-        at_a, at_b = seen  # no third request: no retry
-        assert at_a["headers"]["Authorization"] == f"Bearer {INVALID_TOKEN}"
-        assert at_b["host"] == f"localhost:{service.port}"
-        assert not has_token(at_b)
-        assert VALID_TOKEN not in str(at_b)
 
     def test_401_after_a_redirect_with_a_broad_adapter(
         self, service: Service, seen: list[dict[str, Any]], secrets: Path
