@@ -224,10 +224,3 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
     return names
-
-
-# -- TEMPORARY ------------------------------------------------------------------------------
-# Test files written in parallel (test_httpx.py, test_aiohttp.py, test_recipes.py,
-# _recipes_helpers.py, test_docs.py) still import helpers from conftest. Remove this
-# block once they import from helpers.
-from helpers import *  # noqa: E402, F403  TEMPORARY: files still importing helpers from conftest

@@ -21,16 +21,7 @@ import pytest
 
 import cave_requests_auth
 from cave_requests_auth.cli import COMMANDS
-
-try:  # the shared test helpers, moving from conftest.py to helpers.py
-    from helpers import INVALID_TOKEN, VALID_TOKEN, Service, write_secret
-except ImportError:
-    from conftest import (  # type: ignore[no-redef]
-        INVALID_TOKEN,
-        VALID_TOKEN,
-        Service,
-        write_secret,
-    )
+from helpers import INVALID_TOKEN, VALID_TOKEN, Service, write_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -26,7 +26,7 @@ from _field_review_servers import Seen, Server, json_answer
 import cave_requests_auth.core
 from cave_requests_auth import AuthResponseError, InsecureTransportError, TokenNotFoundError
 from cave_requests_auth.httpx import CAVEHttpxAuth
-from conftest import (
+from helpers import (
     INVALID_TOKEN,
     NOTHING,
     OTHER_TOKEN,

@@ -29,11 +29,7 @@ from middle_auth_client import decorators as mac
 from werkzeug.serving import make_server
 
 from cave_requests_auth import save_token
-
-try:  # the shared test helpers, moving from conftest.py to helpers.py
-    from helpers import OTHER_TOKEN, VALID_TOKEN, Service
-except ImportError:
-    from conftest import OTHER_TOKEN, VALID_TOKEN, Service  # type: ignore[no-redef]
+from helpers import OTHER_TOKEN, VALID_TOKEN, Service
 
 RECIPES = Path(__file__).resolve().parent.parent / "docs" / "recipes"
 TIMEOUT = 120  # seconds for one recipe; each takes one to three
@@ -171,7 +167,7 @@ class TestCAVEclient:
             env["CAVE_RECIPE_OTHER_URL"] = service.redirect(elsewhere)
 
         printed = run_recipe(
-            "caveclient.py", isolated_home, env, None if token_in == "file" else expected
+            "caveclient_sessions.py", isolated_home, env, None if token_in == "file" else expected
         )
 
         assert "CAVEAuthAdapter keeps the retries: 3 (502, 503, 504)" in printed
@@ -271,7 +267,7 @@ class TestCloudVolume:
         env = {"CAVE_RECIPE_URL": record.url("").rstrip("/"), "REQUESTS_CA_BUNDLE": ca_file}
 
         printed = run_recipe(
-            "cloudvolume.py",
+            "cloudvolume_secrets.py",
             isolated_home,
             env,
             "OTHER_TOKEN" if token_in == "CAVE_TOKEN" else None,
@@ -372,7 +368,7 @@ class TestPandas:
         save_token(VALID_TOKEN)
         url = service.redirect(service.url("/echo", "localhost"))
 
-        printed = run_recipe("pandas.py", isolated_home, {"CAVE_RECIPE_URL": url})
+        printed = run_recipe("pandas_dataframes.py", isolated_home, {"CAVE_RECIPE_URL": url})
 
         assert f"fetched {service.url('/echo', 'localhost')} after 1 redirect(s)" in printed
         assert re.search(r"^method\s+GET$", printed, re.MULTILINE), printed
@@ -409,7 +405,7 @@ class TestRequestsCache:
         seen = fresh(service)
         env = {"CAVE_RECIPE_URL": service.url("")}
         for name, cached in [("VALID_TOKEN", False), ("OTHER_TOKEN", False), ("VALID_TOKEN", True)]:
-            printed = run_recipe("requests_cache.py", isolated_home, env, name)
+            printed = run_recipe("requests_cache_session.py", isolated_home, env, name)
             assert printed.splitlines()[:2] == [
                 f"from cache: {cached} user: {USER_OF[name]}",
                 f"from cache: True user: {USER_OF[name]}",
@@ -479,7 +475,7 @@ class TestRequestsFutures:
             "CAVE_RECIPE_OTHER_URL": service.url("/echo", "localhost"),
         }
 
-        printed = run_recipe("requests_futures.py", isolated_home, env)
+        printed = run_recipe("requests_futures_session.py", isolated_home, env)
 
         assert printed.count("the server knows the token as: Ada") == 4
         assert "another host got: nothing" in printed

@@ -7,12 +7,6 @@ fetch other URLs (public or pre-signed ones) without it. Run it with the server 
 """
 
 import os
-import sys
-
-# This file has the name of the library it shows: import the library, not this file.
-if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    del sys.path[0]
-
 from concurrent.futures import as_completed
 from urllib.parse import urlsplit
 

@@ -7,14 +7,8 @@ attaches it only where the rules allow, redirect hops included. Run it with the
 URL of a JSON answer in ``CAVE_RECIPE_URL``.
 """
 
-import os
-import sys
-
-# This file has the name of the library it shows: import the library, not this file.
-if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    del sys.path[0]
-
 import io
+import os
 
 import pandas as pd
 import requests

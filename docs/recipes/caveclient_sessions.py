@@ -11,11 +11,6 @@ only, keeping CAVEclient's retries. Run it with the server in ``CAVE_RECIPE_URL`
 """
 
 import os
-import sys
-
-# This file has the name of the library it shows: import the library, not this file.
-if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    del sys.path[0]
 
 from caveclient import CAVEclient
 

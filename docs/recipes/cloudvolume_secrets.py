@@ -13,14 +13,8 @@ file (in CI: ``printenv CAVE_TOKEN | cave-auth save -``). Both read a file once 
 process. Run it with the graphene server in ``CAVE_RECIPE_URL``.
 """
 
-import os
-import sys
-
-# This file has the name of the library it shows: import the library, not this file.
-if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    del sys.path[0]
-
 import json
+import os
 
 from cloudfiles import CloudFiles
 from cloudvolume import CloudVolume

@@ -12,14 +12,8 @@ header into the key: ``key_fn`` sees the request with the token attached; the ke
 stored is a SHA-256 digest. Run it with the server in ``CAVE_RECIPE_URL``.
 """
 
-import os
-import sys
-
-# This file has the name of the library it shows: import the library, not this file.
-if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    del sys.path[0]
-
 import hashlib
+import os
 
 from requests_cache import CachedSession, create_key
 
