@@ -211,10 +211,6 @@ class TestTransport:
         auth = CAVETokenAuth(VALID_TOKEN)
         scheme = url.split("://", 1)[0].lower() + "://"
         expected: type[Exception] = InsecureTransportError
-        if way == "mount" and scheme not in ("http://", "https://"):
-            # CAVEAuthAdapter.mount first asks the session for the adapter it replaces,
-            # and a session has none for ws:// or ftp://: requests refuses the mount.
-            expected = requests.exceptions.InvalidSchema
 
         def attempt() -> Any:
             if way == "auth(request)":

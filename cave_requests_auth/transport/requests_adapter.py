@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from requests.adapters import HTTPAdapter
+from requests.exceptions import InvalidSchema
 from requests.utils import select_proxy
 
 from ..core import Chain
@@ -126,7 +127,10 @@ class CAVEAuthAdapter(HTTPAdapter):
         of the session, so a redirect into ``prefix`` from another origin gets
         no token. End ``prefix`` with ``/``: requests matches prefixes as strings.
         """
-        old = session.get_adapter(prefix)
+        try:
+            old = session.get_adapter(prefix)
+        except InvalidSchema:  # no adapter for that scheme (ws://, ftp://): nothing to keep
+            old = None
         kwargs: dict[str, Any] = {}
         if isinstance(old, HTTPAdapter):
             kwargs["max_retries"] = old.max_retries
