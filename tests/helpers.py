@@ -12,31 +12,35 @@ fixtures built on these live in ``conftest.py``.
 - :class:`Recorder`: a small HTTP/1.1 server on any loopback address, in this
   process, that records every request it answers (path, headers, body, and the
   client's port: two requests on one kept-alive connection share it) and can be
-  told to answer 401 ``invalid_token``, echo the token back in a 403, or
-  redirect. Unlike the werkzeug service it is raw ``http.server``, so a test
-  controls every byte of the answer.
+  told to answer 401 ``invalid_token``, echo the token back in a 403,
+  redirect, or close the connection unanswered. Unlike the werkzeug service it
+  is raw ``http.server``, so a test controls every byte of the answer.
 - :class:`AuditLog`: what ``sys.addaudithook`` sees while it listens: files
   opened, sockets connected, names resolved. An audit hook cannot be removed,
   so one hook is installed once and does nothing while no log listens.
 - Every way in: :data:`WAYS`, and :func:`fetch` and :class:`Client`, which send
-  through any of them and give back requests' or urllib3's response.
+  through any of them and give back requests', urllib3's or httpx's response, or
+  an aiohttp response read whole (:class:`AiohttpAnswer`, shaped like requests').
 - :func:`run_cli`, :func:`in_threads`, and the writer and reader functions of the
   multiprocessing tests (importable, for the ``spawn`` start method).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import json
 import os
 import socket
+import ssl
 import stat
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 import flask
@@ -48,6 +52,11 @@ from werkzeug.serving import make_server
 
 from cave_requests_auth import CAVEAuthAdapter, CAVEPoolManager, CAVETokenAuth
 from cave_requests_auth.cli import main
+from cave_requests_auth.core import Credentials
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx
 
 # -- tokens and users ----------------------------------------------------------------------
 
@@ -194,19 +203,52 @@ TIMEOUT = 10
 REDIRECTS = [301, 302, 303, 307, 308]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
-WAYS = ["auth=", "session.auth", "adapter", "mount", "pool"]
+WAYS = ["auth=", "session.auth", "adapter", "mount", "pool", "httpx", "aiohttp"]
 """Every way a user sends a request with a CAVE token, as :class:`Client` names them.
 
 - ``auth=``: ``session.request(..., auth=CAVETokenAuth(...))``;
 - ``session.auth``: ``session.auth = CAVETokenAuth(...)``;
 - ``adapter``: ``session.mount(prefix, CAVEAuthAdapter(auth))``;
 - ``mount``: ``CAVEAuthAdapter.mount(session, prefix, auth=auth)``;
-- ``pool``: ``CAVEPoolManager(auth).request(...)``.
+- ``pool``: ``CAVEPoolManager(auth).request(...)``;
+- ``httpx``: ``httpx.Client(auth=CAVEHttpxAuth(...), follow_redirects=True)``;
+- ``aiohttp``: ``aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(...),))``,
+  run in an event loop of the :class:`Client`'s own.
 
 A rule every way in must keep is one test parametrized over this list (test_rules.py).
+The httpx and aiohttp ways are built from the :class:`CAVETokenAuth` a test
+passes, with its arguments (:func:`rebuilt`); without the library, they skip.
 """
 SESSION_WAYS = ["auth=", "session.auth", "adapter", "mount"]
 """The ways through a ``requests.Session``: a cookie jar, and ``response.history``."""
+HISTORY_WAYS = [*SESSION_WAYS, "httpx", "aiohttp"]
+"""The ways whose response keeps the redirect answers before it (``response.history``)."""
+RESEND_HISTORY_WAYS = [*SESSION_WAYS, "httpx"]
+"""The ways whose ``response.history`` also keeps the 401 answered before a re-send.
+
+aiohttp's does not: the middleware re-sends inside one handler call.
+"""
+JAR_WAYS = [*SESSION_WAYS, "httpx", "aiohttp"]
+"""The ways through a client with a cookie jar of its own (:meth:`Client.jar`)."""
+AUTH_ARGUMENTS = (
+    "token",
+    "server_address",
+    "token_file",
+    "token_key",
+    "secrets_dir",
+    "hosts",
+    "cookie",
+    "allow_insecure_http",
+    "required",
+    "raise_on_auth_error",
+)
+"""What a :class:`CAVETokenAuth` is made of: the keywords every binding takes."""
+
+
+def rebuilt(binding: type[Credentials], auth: Credentials) -> Any:
+    """A ``binding`` (``CAVEHttpxAuth``, ``CAVEAuthMiddleware``) with ``auth``'s arguments."""
+    assert set(inspect.signature(Credentials).parameters) == set(AUTH_ARGUMENTS)
+    return binding(**{name: getattr(auth, name) for name in AUTH_ARGUMENTS})
 
 
 def origin_prefix(url: str) -> str:
@@ -237,17 +279,54 @@ def has_token(hit: dict[str, Any]) -> bool:
 
 
 def status_of(response: Any) -> int:
-    """The status of a requests or a urllib3 response."""
-    if isinstance(response, requests.Response):
-        return response.status_code
+    """The status of any way's response (requests, urllib3, httpx, :class:`AiohttpAnswer`)."""
+    if hasattr(response, "status_code"):
+        return int(response.status_code)
     return int(response.status)
 
 
 def json_body(response: Any) -> Any:
-    """The JSON body of a requests or a urllib3 response."""
-    if isinstance(response, requests.Response):
+    """The JSON body of any way's response (a urllib3 one has ``.data``, the others ``.json()``)."""
+    if hasattr(response, "status_code"):
         return response.json()
     return json_of(response)
+
+
+class AiohttpAnswer:
+    """An aiohttp response, read whole before its session is left: requests' shape.
+
+    ``status_code`` (and ``status``), ``headers``, ``url``, ``content``,
+    ``json()``, and ``history``: the redirect answers before it, each an
+    :class:`AiohttpAnswer` without a body.
+    """
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, content: bytes = b"", *, hops: bool = True
+    ) -> None:
+        self.status_code = self.status = response.status
+        self.headers = dict(response.headers)
+        self.url = str(response.url)
+        self.content = content
+        self.history = [AiohttpAnswer(hop, hops=False) for hop in response.history] if hops else []
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def __repr__(self) -> str:
+        return f"<AiohttpAnswer [{self.status_code}] {self.url}>"
+
+
+async def _chunks_of(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _ssl_context(verify: str | None) -> ssl.SSLContext | None:
+    return None if not verify else ssl.create_default_context(cafile=verify)
 
 
 class Client:
@@ -257,7 +336,9 @@ class Client:
     each URL sent (not of the hops a redirect leads to), one adapter for all
     (``mount``: one per origin, as each call makes its own). ``verify`` is the CA
     file (the pool manager's ``ca_certs``); ``pool_kwargs`` go to CAVEPoolManager.
-    ``session`` is the requests session (None for the pool manager).
+    ``session`` is the requests session (None for the other ways); ``httpx`` the
+    ``httpx.Client`` and ``aiohttp`` the ``aiohttp.ClientSession``, each with a
+    binding built from ``auth``'s arguments and following redirects itself.
     """
 
     def __init__(
@@ -276,21 +357,60 @@ class Client:
         self.verify = verify
         self.session: requests.Session | None = None
         self.pool: CAVEPoolManager | None = None
+        self.httpx: httpx.Client | None = None
+        self.aiohttp: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._mounted: set[str] = set()
         self._adapter: CAVEAuthAdapter | None = None
         self._fixed_prefix = prefix is not None
+        if pool_kwargs and way != "pool":
+            raise TypeError(f"{way} takes no pool manager arguments: {sorted(pool_kwargs)}")
         if way == "pool":
             if verify:
                 pool_kwargs["ca_certs"] = verify
             self.pool = CAVEPoolManager(auth, **pool_kwargs)
             return
-        if pool_kwargs:
-            raise TypeError(f"{way} takes no pool manager arguments: {sorted(pool_kwargs)}")
+        if way == "httpx":
+            self._open_httpx()
+            return
+        if way == "aiohttp":
+            self._open_aiohttp()
+            return
         self.session = requests.Session()
         if way == "session.auth":
             self.session.auth = auth
         if prefix is not None and way in ("adapter", "mount"):
             self._mount(prefix)
+
+    def _open_httpx(self) -> None:
+        httpx = pytest.importorskip("httpx")
+        from cave_requests_auth.httpx import CAVEHttpxAuth
+
+        self.httpx = httpx.Client(
+            auth=rebuilt(CAVEHttpxAuth, self.auth),
+            verify=_ssl_context(self.verify) or True,
+            follow_redirects=True,
+            timeout=TIMEOUT,
+        )
+
+    def _open_aiohttp(self) -> None:
+        pytest.importorskip("aiohttp", minversion="3.12")
+        import aiohttp
+
+        from cave_requests_auth.aiohttp import CAVEAuthMiddleware
+
+        middleware = rebuilt(CAVEAuthMiddleware, self.auth)
+        context = _ssl_context(self.verify)
+
+        async def open_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                middlewares=(middleware,),
+                connector=aiohttp.TCPConnector(ssl=context if context is not None else True),
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+            )
+
+        self._loop = asyncio.new_event_loop()
+        self.aiohttp = self._loop.run_until_complete(open_session())
 
     def _mount(self, prefix: str) -> None:
         assert self.session is not None
@@ -305,11 +425,18 @@ class Client:
             CAVEAuthAdapter.mount(self.session, prefix, auth=self.auth)
 
     def send(self, url: str, method: str = "GET", *, data: Any = None, **kwargs: Any) -> Any:
-        """``method url`` (with the body ``data``); the response, requests' or urllib3's."""
+        """``method url`` (with the body ``data``); the way's response (see :func:`status_of`)."""
         if self.pool is not None:
             if data is not None:
                 kwargs["body"] = data
             return self.pool.request(method, url, timeout=TIMEOUT, **kwargs)
+        if self.httpx is not None:
+            return self.httpx.request(method, url, content=data, **kwargs)
+        if self.aiohttp is not None:
+            assert self._loop is not None
+            if isinstance(data, Iterator) and not isinstance(data, io.IOBase):
+                data = _chunks_of(data)  # aiohttp streams an async iterator, not a sync one
+            return self._loop.run_until_complete(self._send_aiohttp(method, url, data, kwargs))
         assert self.session is not None
         if self.way in ("adapter", "mount") and not self._fixed_prefix:
             self._mount(origin_prefix(url))
@@ -319,11 +446,46 @@ class Client:
             kwargs["verify"] = self.verify
         return self.session.request(method, url, data=data, timeout=TIMEOUT, **kwargs)
 
+    async def _send_aiohttp(
+        self, method: str, url: str, data: Any, kwargs: dict[str, Any]
+    ) -> AiohttpAnswer:
+        assert self.aiohttp is not None
+        async with self.aiohttp.request(method, url, data=data, **kwargs) as response:
+            return AiohttpAnswer(response, await response.read())
+
+    def set_cookie(self, name: str, value: str) -> None:
+        """Put a cookie for every host into the client's jar (:data:`JAR_WAYS`)."""
+        if self.session is not None:
+            self.session.cookies.set(name, value)
+        elif self.httpx is not None:
+            self.httpx.cookies.set(name, value)
+        else:
+            assert self.aiohttp is not None
+            self.aiohttp.cookie_jar.update_cookies({name: value})
+
+    def jar(self) -> dict[str, str]:
+        """The cookies in the client's jar (:data:`JAR_WAYS`), by name."""
+        if self.session is not None:
+            return {cookie.name: str(cookie.value) for cookie in self.session.cookies}
+        if self.httpx is not None:
+            return {cookie.name: str(cookie.value) for cookie in self.httpx.cookies.jar}
+        assert self.aiohttp is not None
+        return {morsel.key: morsel.value for morsel in self.aiohttp.cookie_jar}
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.clear()
         if self.session is not None:
             self.session.close()
+        if self.httpx is not None:
+            self.httpx.close()
+        if self._loop is not None:
+            loop = self._loop
+            if self.aiohttp is not None:
+                loop.run_until_complete(self.aiohttp.close())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
 
     def __enter__(self) -> Client:
         return self
@@ -344,8 +506,9 @@ def fetch(
 ) -> tuple[int, Any]:
     """Send one request the ``way`` a user would; the final status and the response.
 
-    ``adapter`` and ``mount`` mount on the URL's origin only (or on ``prefix``).
-    ``kwargs`` go to the request (``data=`` is the pool manager's ``body=``).
+    ``adapter`` and ``mount`` mount on the URL's origin only (or on ``prefix``;
+    the other ways ignore it). ``kwargs`` go to the request (``data=`` is the pool
+    manager's ``body=``, httpx's ``content=``).
     """
     with Client(way, auth, prefix=prefix, verify=verify) as client:
         response = client.send(url, method, **kwargs)
@@ -578,6 +741,11 @@ class _Handler(BaseHTTPRequestHandler):
         recorder = self.server.recorder
         with recorder.lock:
             recorder.hits.append(hit)
+            dropped = recorder.drop > 0
+            recorder.drop -= dropped
+        if dropped:  # no answer: the client sees the connection closed
+            self.close_connection = True
+            return
         status, headers, content = recorder.answer(hit)
         self.send_response(status)
         for name, value in headers.items():
@@ -607,7 +775,8 @@ class Recorder:
     ``Authorization`` header); ``/403-echo-accepted`` (the same for accepted tokens,
     else 401 ``invalid_token``); ``/403-permission-echo`` (a CAVE 403
     ``missing_permission`` whose fields quote it); ``/redirect?status=&to=``.
-    ``on_hit`` is called with each hit before it is answered.
+    ``on_hit`` is called with each hit before it is answered; the next ``drop``
+    requests are recorded but not answered (their connection is closed).
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -615,6 +784,7 @@ class Recorder:
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         self.on_hit: Callable[[Hit], None] | None = None
+        self.drop = 0  # how many of the next requests get no answer, their connection closed
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, 0), _Handler)
         self._server.recorder = self
@@ -682,6 +852,7 @@ class Recorders:
         recorder = self.made[host]
         recorder.clear()
         recorder.on_hit = None
+        recorder.drop = 0
         return recorder
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ from helpers import (
     TOKEN_AND_COOKIE,
     TOS_TOKEN,
     VALID_TOKEN,
+    Recorder,
     Service,
     carried,
     write_secret,
@@ -297,6 +298,27 @@ class TestRedirects:
         fetch(middleware, elsewhere)  # a new task: its own chain
         assert hits(seen) == [(OTHER, TOKEN)]
 
+    def test_after_a_hop_failed_only_that_hop_sent_again_is_taken_as_its_hop(
+        self, service: Service, seen: list[dict[str, Any]], recorder: Recorder
+    ) -> None:
+        # aiohttp sends a hop once more when its connection drops (test_upstream.py): the
+        # middleware notes the failed hop, so a request to its URL next is still that hop.
+        middleware = CAVEAuthMiddleware(token=VALID_TOKEN)
+        hop = recorder.url("/echo", OTHER)
+        recorder.drop = 2  # the hop, and aiohttp's one re-send of it
+
+        async def run() -> None:
+            async with aiohttp.ClientSession(middlewares=(middleware,)) as client:
+                with pytest.raises(aiohttp.ServerDisconnectedError):
+                    await client.get(service.redirect(hop, 307))
+                for url in (hop, service.url("/echo"), hop):  # the hop again, then new ones
+                    async with client.get(url) as response:
+                        await response.read()
+
+        asyncio.run(run())
+        assert hits(seen) == [("127.0.0.1", TOKEN), ("127.0.0.1", TOKEN)]
+        assert [hit.authorization for hit in recorder.hits] == [None, None, None, BEARER]
+
 
 class TestServerAnswers:
     @pytest.mark.parametrize("data", [b"payload", "file"])
@@ -507,56 +529,3 @@ class TestRecipes:
         assert "Ada" in out
         assert "Authorization" not in out
         assert set(hits(seen)) == {("127.0.0.1", TOKEN), (OTHER, NOTHING)}
-
-
-class TestUpstream:
-    """What the binding relies on in aiohttp; a failure here names what changed."""
-
-    def test_a_middleware_sees_each_hop_as_a_new_request(self, service: Service) -> None:
-        requests: list[Any] = []
-
-        async def middleware(request: Any, handler: Any) -> Any:
-            requests.append(request)
-            return await handler(request)
-
-        async def run() -> int:
-            async with (
-                aiohttp.ClientSession(middlewares=(middleware,)) as client,
-                client.get(service.redirect(service.url("/echo", OTHER))) as response,
-            ):
-                return len(response.history)
-
-        assert asyncio.run(run()) == 1
-        assert [request.url.host for request in requests] == ["127.0.0.1", OTHER]
-        assert requests[0] is not requests[1]
-        assert requests[0].headers is not requests[1].headers
-
-    def test_history_is_no_link_between_hops(self, service: Service) -> None:
-        # Filled in once the chain is over; read earlier, it stays empty (reify).
-        seen_history: list[int] = []
-
-        async def middleware(request: Any, handler: Any) -> Any:
-            response = await handler(request)
-            seen_history.append(len(response.history))
-            return response
-
-        async def run() -> int:
-            async with (
-                aiohttp.ClientSession(middlewares=(middleware,)) as client,
-                client.get(service.redirect(service.url("/echo", OTHER))) as response,
-            ):
-                return len(response.history)
-
-        assert asyncio.run(run()) == 0
-        assert seen_history == [0, 0]
-
-    def test_an_oserror_from_a_middleware_becomes_clientoserror(self, service: Service) -> None:
-        async def middleware(request: Any, handler: Any) -> Any:
-            raise OSError("from the middleware")
-
-        async def run() -> None:
-            async with aiohttp.ClientSession(middlewares=(middleware,)) as client:
-                await client.get(service.url("/echo"))
-
-        with pytest.raises(aiohttp.ClientOSError):
-            asyncio.run(run())

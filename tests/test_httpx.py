@@ -213,16 +213,6 @@ class TestPlainHttp:
             send(way, auth, "GET", "http://cave.example.invalid/api")
         assert no_connection != []  # the refusal above was the auth's, not the test's
 
-    def test_upstream_httpx_proxies_loopback_despite_a_cidr_no_proxy(
-        self, serve: Any, service: Service, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Why the auth reads NO_PROXY as httpx does too: requests would bypass here."""
-        proxy = serve(route=lambda seen, s: (200, {}, b"from the proxy"))
-        monkeypatch.setenv("HTTP_PROXY", proxy.url(""))
-        monkeypatch.setenv("NO_PROXY", "127.0.0.0/8")
-        with httpx.Client(timeout=TIMEOUT) as client:
-            assert client.get(service.url("/echo")).text == "from the proxy"
-
     @pytest.mark.parametrize("way", WAYS)
     @pytest.mark.parametrize(
         ("no_proxy", "direct"),

@@ -4,17 +4,20 @@ Which origin gets the token, plain http refused except on loopback, which
 redirect hop may carry it, when a 401 is retried: the library must decide these
 the same way whichever way a user sends the request. Each rule is one test here,
 parametrized over ``WAYS`` (``auth=``, ``session.auth``, a mounted
-``CAVEAuthAdapter``, ``CAVEAuthAdapter.mount``, ``CAVEPoolManager``; a new
-binding adds its own to the list) and sent through :func:`helpers.fetch` or
-:class:`helpers.Client` to the loopback service, which runs the real
-``middle_auth_client`` decorators on 127.0.0.1 and answers on ``localhost`` as
-another host.
+``CAVEAuthAdapter``, ``CAVEAuthAdapter.mount``, ``CAVEPoolManager``, an
+``httpx.Client`` with ``CAVEHttpxAuth``, an ``aiohttp.ClientSession`` with
+``CAVEAuthMiddleware``; a new binding adds its own to the list) and sent through
+:func:`helpers.fetch` or :class:`helpers.Client` to the loopback service, which
+runs the real ``middle_auth_client`` decorators on 127.0.0.1 and answers on
+``localhost`` as another host. httpx and aiohttp follow redirects themselves.
 
-Where a way cannot show something (a urllib3 response keeps no ``history``, a
-pool manager has no cookie jar), the test says so where it narrows. What only
-one way has (an adapter's prefix, a pool manager's ``Retry``, requests' netrc)
-is tested in that way's file: test_auth.py, test_adapters.py, test_pool.py,
-test_security.py.
+Where a way cannot show something (a urllib3 response keeps no ``history``,
+aiohttp's keeps no 401 re-sent inside the middleware, a pool manager has no
+cookie jar, httpx cannot rewind a file body), the test says so where it
+narrows. What only one way has (an adapter's prefix, a pool manager's
+``Retry``, requests' netrc, httpx's hops sent by hand) is tested in that way's
+file: test_auth.py, test_adapters.py, test_pool.py, test_security.py,
+test_httpx.py, test_aiohttp.py.
 """
 
 from __future__ import annotations
@@ -38,14 +41,18 @@ from cave_requests_auth import (
 )
 from helpers import (
     BEARER,
+    HISTORY_WAYS,
     HOSTS,
     INVALID_TOKEN,
+    JAR_WAYS,
     NOTHING,
     OTHER_TOKEN,
     REDIRECTS,
+    RESEND_HISTORY_WAYS,
     SESSION_WAYS,
     TIMEOUT,
     TOKEN,
+    TOKEN_AND_COOKIE,
     VALID_TOKEN,
     WAYS,
     AuditLog,
@@ -57,6 +64,7 @@ from helpers import (
     has_token,
     json_body,
     prepared,
+    rebuilt,
     status_of,
     write_secret,
 )
@@ -195,6 +203,17 @@ PLAIN_HTTP_ELSEWHERE = [
     "ws://localhost.evil.invalid/",
     "ftp://minnie.example.org/",
 ]
+# aiohttp refuses these itself, before any middleware runs: yarl will not parse the
+# first two, and ftp is no scheme of aiohttp's. Its own error, and nothing sent either.
+AIOHTTP_REFUSES = {
+    "http://[::1]@evil.invalid/",
+    "http://evil.invalid\\@localhost/",
+    "ftp://minnie.example.org/",
+}
+# httpx parses by RFC 3986, where "evil.invalid\" is user info: the host it connects
+# to is localhost, and that host is what the binding decides for (plain http to
+# loopback may carry the token). Not a remote host to httpx.
+HTTPX_LOOPBACK = {"http://evil.invalid\\@localhost/"}
 # Besides WAYS: a proxy manager (its proxy is never reached), the auth object
 # called on a prepared request, and auth_headers.
 REFUSING_WAYS = [*WAYS, "proxy manager", "auth(request)", "auth_headers"]
@@ -211,6 +230,11 @@ class TestTransport:
         auth = CAVETokenAuth(VALID_TOKEN)
         scheme = url.split("://", 1)[0].lower() + "://"
         expected: type[Exception] = InsecureTransportError
+        if way == "aiohttp" and url in AIOHTTP_REFUSES:
+            expected = pytest.importorskip("aiohttp").ClientError
+        if way == "httpx" and url in HTTPX_LOOPBACK:
+            assert pytest.importorskip("httpx").URL(url).host == "localhost"
+            return
 
         def attempt() -> Any:
             if way == "auth(request)":
@@ -353,6 +377,28 @@ class TestRedirects:
         assert not has_token(at_http)
 
     @pytest.mark.parametrize("way", WAYS)
+    def test_a_hop_sent_again_after_its_connection_dropped_stays_bare(
+        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
+    ) -> None:
+        """urllib3 and aiohttp send a hop once more when its connection closes unanswered."""
+        recorder.drop = 1
+        url = service.redirect(recorder.url("/echo", "localhost"), 307)
+        auth = CAVETokenAuth(VALID_TOKEN, cookie=True)
+        resends = way in ("pool", "aiohttp")  # urllib3's Retry; aiohttp retries a dropped one
+        if resends:
+            code, _ = fetch(way, url, auth)
+            assert code == 200
+        else:  # requests (Retry(0) on its adapters) and httpx send nothing again: the hop fails
+            failed: type[Exception] = requests.ConnectionError
+            if way == "httpx":
+                failed = pytest.importorskip("httpx").TransportError
+            with pytest.raises(failed):
+                fetch(way, url, auth)
+        assert [carried(hit) for hit in seen] == [TOKEN_AND_COOKIE]
+        hops = [(hit.authorization, hit.cookie) for hit in recorder.hits]
+        assert hops == [(None, None)] * (2 if resends else 1)
+
+    @pytest.mark.parametrize("way", WAYS)
     def test_port_change_on_the_same_host(
         self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
     ) -> None:
@@ -368,6 +414,8 @@ class TestRedirects:
 class TestCookieJar:
     """The cookie goes on the request, never into a cookie jar (a pool manager has none)."""
 
+    # A requests cookie jar's own API (a cookie for one domain, the jar sent alone with
+    # requests.get); httpx's and aiohttp's jars are in the test below.
     @pytest.mark.parametrize("cookie", [False, True], ids=["cookie-off", "cookie-on"])
     @pytest.mark.parametrize("way", SESSION_WAYS)
     def test_jar_is_untouched_and_its_cookies_still_sent(
@@ -392,6 +440,20 @@ class TestCookieJar:
         assert hop.json()["cookies"]["session"] == "abc"
         assert elsewhere.json()["cookies"] == {"session": "abc"}
         assert bare.json()["cookies"] == {"session": "abc", "lang": "en"}
+
+    @pytest.mark.parametrize("way", JAR_WAYS)
+    def test_every_clients_jar_keeps_its_cookie_and_never_gets_the_token(
+        self, service: Service, seen: list[dict[str, Any]], way: str
+    ) -> None:
+        """The jar of the client (requests', httpx's, aiohttp's): its cookie goes with ours."""
+        with Client(way, CAVETokenAuth(VALID_TOKEN, cookie=True)) as client:
+            client.set_cookie("session", "abc")
+            first = client.send(service.url("/echo"))
+            elsewhere = client.send(service.redirect(service.url("/echo", "localhost"), 302))
+            assert client.jar() == {"session": "abc"}
+        assert first.json()["cookies"] == {"session": "abc", "middle_auth_token": VALID_TOKEN}
+        assert elsewhere.json()["cookies"] == {"session": "abc"}  # the jar's, not ours
+        assert [carried(hit) for hit in seen] == [TOKEN_AND_COOKIE, TOKEN_AND_COOKIE, NOTHING]
 
 
 def seeked(body: io.BytesIO, offset: int) -> io.BytesIO:
@@ -420,7 +482,8 @@ class TestReloadAndRetry:
                 f"Bearer {INVALID_TOKEN}",
                 BEARER,
             ]
-            if way in SESSION_WAYS:  # a urllib3 response keeps no history of the re-send
+            # A urllib3 response keeps no history; aiohttp's keeps no re-send of the middleware's.
+            if way in RESEND_HISTORY_WAYS:
                 assert [r.status_code for r in response.history] == [401]
             seen.clear()
             assert status_of(client.send(url)) == 200
@@ -440,7 +503,7 @@ class TestReloadAndRetry:
                 response = client.send(service.url("/always401"))
                 assert status_of(response) == 401
                 tokens_sent.append([hit["headers"]["Authorization"][7:] for hit in seen])
-                if way in SESSION_WAYS:  # a urllib3 response keeps no history of the re-send
+                if way in RESEND_HISTORY_WAYS:  # as above
                     assert len(response.history) == len(seen) - 1
             seen.clear()
             assert status_of(client.send(service.url("/always403"))) == 403
@@ -473,8 +536,8 @@ class TestReloadAndRetry:
             seen.clear()
             response = client.send(service.url(path))
         assert status_of(response) == 403
-        if way in SESSION_WAYS:  # a urllib3 response keeps no history
-            assert response.history == []
+        if way in HISTORY_WAYS:  # a urllib3 response keeps no history
+            assert list(response.history) == []
         assert len(seen) == 1
 
     @pytest.mark.parametrize("status", [302, 307])
@@ -483,13 +546,14 @@ class TestReloadAndRetry:
         self, service: Service, seen: list[dict[str, Any]], secrets: Path, way: str, status: int
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        auth = CAVETokenAuth()
-        auth(prepared(service.url("/")))  # INVALID_TOKEN is cached for A
-        write_secret(path, {"token": VALID_TOKEN})  # a retry would now have a new token
         url = service.redirect(service.url("/always401", "localhost"), status)
-        code, response = fetch(way, url, auth)
-        assert code == 401
-        if way in SESSION_WAYS:  # a urllib3 response keeps no history
+        with Client(way, CAVETokenAuth()) as client:
+            client.send(service.url("/echo"))  # INVALID_TOKEN is cached for A
+            write_secret(path, {"token": VALID_TOKEN})  # a retry would now have a new token
+            seen.clear()
+            response = client.send(url)
+        assert status_of(response) == 401
+        if way in HISTORY_WAYS:  # a urllib3 response keeps no history
             assert [r.status_code for r in response.history] == [status]
         assert [hit["path"] for hit in seen] == [f"/redirect/{status}", "/always401"]
         at_a, at_b = seen  # no third request: no retry
@@ -517,13 +581,18 @@ class TestReloadAndRetry:
         make_body: Callable[[], Any],
         expected: str,
     ) -> None:
+        body = make_body()
+        if way == "httpx" and isinstance(body, io.IOBase):
+            # httpx streams a file body and exposes nothing to rewind (the binding
+            # returns the 401: test_httpx.py); it also sizes the file from its end.
+            pytest.skip("httpx cannot send a file body again")
         path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
         url = service.url("/api/data")
         with Client(way, CAVETokenAuth()) as client:
             assert status_of(client.send(url)) == 401
             write_secret(path, {"token": VALID_TOKEN})
             seen.clear()
-            response = client.send(url, "POST", data=make_body())
+            response = client.send(url, "POST", data=body)
         assert status_of(response) == 200
         assert json_body(response) == {"user": "Ada", "body": expected}
         assert [hit["headers"]["Authorization"] for hit in seen] == [
@@ -545,9 +614,20 @@ class TestReloadAndRetry:
             response = client.send(url, "POST", data=chunks)
         assert status_of(response) == 401
         assert json_body(response)["error"] == "invalid_token"
-        if way in SESSION_WAYS:  # a urllib3 response keeps no history
-            assert response.history == []
+        if way in HISTORY_WAYS:  # a urllib3 response keeps no history
+            assert list(response.history) == []
         assert len(seen) == 1
+
+
+def binding(module: str, name: str) -> Callable[[CAVETokenAuth], Any]:
+    """``auth`` made into the binding ``module.name``, its token looked up (and cached)."""
+
+    def wrap(auth: CAVETokenAuth) -> Any:
+        made = rebuilt(getattr(pytest.importorskip(module), name), auth)
+        made.start("https://a.example.org/")
+        return made
+
+    return wrap
 
 
 class TestObjects:
@@ -559,8 +639,10 @@ class TestObjects:
             (lambda auth: auth, "CAVETokenAuth("),
             (CAVEAuthAdapter, "CAVEAuthAdapter(CAVETokenAuth("),
             (CAVEPoolManager, "CAVEPoolManager(CAVETokenAuth("),
+            (binding("cave_requests_auth.httpx", "CAVEHttpxAuth"), "CAVEHttpxAuth("),
+            (binding("cave_requests_auth.aiohttp", "CAVEAuthMiddleware"), "CAVEAuthMiddleware("),
         ],
-        ids=["CAVETokenAuth", "CAVEAuthAdapter", "CAVEPoolManager"],
+        ids=["CAVETokenAuth", "CAVEAuthAdapter", "CAVEPoolManager", "httpx", "aiohttp"],
     )
     def test_repr_never_shows_the_token(
         self, secrets: Path, wrap: Callable[[CAVETokenAuth], Any], prefix: str

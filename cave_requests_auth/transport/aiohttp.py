@@ -19,7 +19,11 @@ left it: never more than it would get as a request of its own. The price of
 that choice: where the caller does not follow a redirect
 (``allow_redirects=False``, ``TooManyRedirects``), its next request through
 the same middleware in the same task is taken as that chain's hop too, and so
-goes without the token if it is to another origin.
+goes without the token if it is to another origin. A hop whose sending fails
+(a connection dropped unanswered) is sent again by aiohttp, once, as a new
+request through the middleware: so after a hop fails, the next request in that
+context to the same URL is taken as that hop again, and any other as a request
+of its own.
 
 **Proxies.** ``request.proxy`` is the proxy aiohttp connects through (``proxy=``,
 the session's, or with ``trust_env=True`` the environment's): plain ``http``
@@ -74,13 +78,18 @@ class TokenFileError(errors.TokenFileError, aiohttp.ClientError):
 
 
 class _Exchange:
-    """A chain between its hops: what the middleware needs of the hops before."""
+    """A chain between its hops: what the middleware needs of the hops before.
 
-    __slots__ = ("answers", "chain")
+    ``resend``: the URL of a hop whose sending failed, which aiohttp may send
+    again (a dropped connection); ``None`` after a redirect answer.
+    """
+
+    __slots__ = ("answers", "chain", "resend")
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.answers: list[Answer] = []
+        self.resend: str | None = None
 
     def __repr__(self) -> str:
         return f"_Exchange({self.chain!r})"
@@ -147,9 +156,11 @@ class CAVEAuthMiddleware(Credentials):
 
     - A hop is recognised by order: after a redirect answer, the next request
       this middleware sees in the same task is taken as its hop (it gets the
-      token only while the chain stays on the origin it began at). So after a
-      redirect the caller did not follow (``allow_redirects=False``), its next
-      request in that task, if to another origin, goes without the token.
+      token only while the chain stays on the origin it began at), and after a
+      hop fails, the next request to the same URL (aiohttp sends a hop again
+      when its connection drops). So after a redirect the caller did not follow
+      (``allow_redirects=False``), its next request in that task, if to another
+      origin, goes without the token.
     - The proxy is ``request.proxy`` (``proxy=``, the session's, or with
       ``trust_env=True`` the environment's); one inside a custom connector
       (``aiohttp-socks``) is not seen.
@@ -171,6 +182,10 @@ class CAVEAuthMiddleware(Credentials):
         exchange = pending.get()
         if exchange is not None:
             pending.set(None)
+            if exchange.resend is not None and exchange.resend != url:
+                exchange = None  # a failed hop's note, and this request is not it sent again
+        if exchange is not None:
+            exchange.resend = None
             attachment = self.hop(exchange.chain, url, proxy_of)
             first = False
         else:
@@ -179,7 +194,13 @@ class CAVEAuthMiddleware(Credentials):
             first = True
         if attachment is not None:
             _attach(request, attachment)
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except BaseException:
+            if not first:  # aiohttp may send the hop again (a dropped connection): still a hop
+                exchange.resend = url
+                pending.set(exchange)
+            raise
         status = response.status
         if status < 300:
             return response
