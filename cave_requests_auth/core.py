@@ -44,6 +44,8 @@ MAX_CACHED_ORIGINS = 1024
 """Origins whose decision is kept; past that the oldest goes (files are cached below it)."""
 MAX_REPORTED = 1024
 """(origin, code) pairs already warned about; past that the oldest goes."""
+MAX_REFUSED = 16
+"""Tokens a retry replaced, kept to be masked in later messages."""
 
 
 class Chain:
@@ -54,7 +56,7 @@ class Chain:
     itself (:meth:`saw`), so the rule holds whatever sent them.
     """
 
-    __slots__ = ("attachment", "hops", "key", "last", "left")
+    __slots__ = ("attachment", "hops", "key", "last", "left", "replaced")
 
     def __init__(self, key: str, attachment: Attachment | None) -> None:
         self.key = key
@@ -62,6 +64,15 @@ class Chain:
         self.left = False
         self.hops = 0
         self.last: str | None = None
+        self.replaced: tuple[str, ...] = ()
+        """Tokens a retry replaced on this chain: still to be masked in its messages."""
+
+    def replace(self, newer: Attachment) -> None:
+        """After a retry with ``newer``: the hops that follow carry it."""
+        old = self.attachment
+        if old is not None and old.source is not None:
+            self.replaced = (*self.replaced, old.source.token)
+        self.attachment = newer
 
     def saw(self, url: str) -> None:
         """A hop went to ``url``; where that is another origin, the chain has left."""
@@ -142,10 +153,11 @@ class Credentials:
         self._lock = threading.Lock()
         self._decisions: dict[str, Attachment | None] = {}
         self._reported: dict[tuple[str, str], None] = {}
+        self._refused: dict[str, None] = {}  # tokens a retry replaced, newest last
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_lock", "_decisions", "_reported"):
+        for name in ("_lock", "_decisions", "_reported", "_refused"):
             del state[name]
         return state
 
@@ -330,10 +342,23 @@ class Credentials:
             return None
         newer = self.reloaded(url, sent)
         if newer is not None:
+            with self._lock:
+                self._refused[sent.source.token] = None
+                while len(self._refused) > MAX_REFUSED:
+                    self._refused.pop(next(iter(self._refused)))
             logger.info(
                 "CAVE token from %s was refused; retrying with %s.", sent.source, newer.source
             )
         return newer
+
+    def known_tokens(self) -> set[str]:
+        """Every token these credentials hold or have replaced: masked in any message."""
+        with self._lock:
+            known = {a.source.token for a in self._decisions.values() if a and a.source}
+            known.update(self._refused)
+        if self.token is not None:
+            known.add(self.token)
+        return known
 
     def first_report(self, url: str, code: str) -> bool:
         """Whether a refusal ``code`` from ``url``'s origin is new (warn once each)."""

@@ -30,7 +30,7 @@ from .urls import new_token_url, parse_origin
 from .wire import Attachment, error_object
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from .core import Credentials
 
@@ -60,6 +60,10 @@ class Answer(NamedTuple):
     """What these credentials attached to it, where they did."""
     elsewhere: bool = False
     """Whether the request was a redirect hop to another origin than the first request's."""
+    bearer_known: bool = True
+    """Whether ``bearer`` is known (a urllib3 response does not show what its request carried)."""
+    replaced: tuple[str, ...] = ()
+    """Tokens the request carried before a retry replaced them: masked too."""
 
 
 class Refusal(NamedTuple):
@@ -74,7 +78,8 @@ def where(method: str, url: str) -> str:
     """``GET https://host/path``: never the query, which may hold anything."""
     origin = parse_origin(url)
     if origin is None:
-        return "The request"
+        path = url.split("?", 1)[0].split("#", 1)[0]
+        return f"{method} {quote(path, limit=120)}" if path.startswith("/") else "The request"
     path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0].split("#", 1)[0]
     return f"{method} {origin}/{quote(path, limit=120)}"
 
@@ -105,15 +110,20 @@ def _token_words(answer: Answer) -> str:
         return f"the token from {answer.sent.source}"
     if answer.bearer is not None:
         return "the Bearer token the request carried (not attached by cave-requests-auth)"
+    if not answer.bearer_known:
+        return "the token the request carried"
     return "no token"
 
 
-def describe(answers: Sequence[Answer], server_address: str | None = None) -> Refusal | None:
+def describe(
+    answers: Sequence[Answer], server_address: str | None = None, secrets: Iterable[str] = ()
+) -> Refusal | None:
     """The :class:`Refusal` in an exchange (its hops in order), or ``None``.
 
     A refusal is a 401, a CAVE ``bad_auth_header`` 400, a 403, or a redirect to
     the login page (followed or not), from a hop the CAVE token is to blame for:
     one to the first request's origin, or one that carried a bearer token.
+    Every token sent along the exchange, and ``secrets``, is masked.
     """
     login = _login_redirect(answers)
     failing = login[0] if login is not None else answers[-1]
@@ -122,12 +132,13 @@ def describe(answers: Sequence[Answer], server_address: str | None = None) -> Re
     if failing.elsewhere and failing.bearer is None:
         return None  # a hop elsewhere (say, a pre-signed URL) refused: not ours
     server = login[1] if login is not None else _auth_server(failing, server_address)
-    found = _explain(failing, server, login is not None)
+    secrets = [*secrets, *(answer.bearer for answer in answers if answer.bearer is not None)]
+    secrets += [token for answer in answers for token in answer.replaced]
+    secrets += [a.sent.source.token for a in answers if a.sent and a.sent.source]
+    found = _explain(failing, server, login is not None, secrets)
     if found is None:
         return None
     message, code, tos_form_url = found
-    secrets = [answer.bearer for answer in answers if answer.bearer is not None]
-    secrets += [a.sent.source.token for a in answers if a.sent and a.sent.source]
     return Refusal(
         redact(message, secrets),
         redact(code, secrets),
@@ -135,13 +146,14 @@ def describe(answers: Sequence[Answer], server_address: str | None = None) -> Re
     )
 
 
-def _explain(answer: Answer, server: str | None, login: bool) -> tuple[str, str, str | None] | None:
+def _explain(
+    answer: Answer, server: str | None, login: bool, secrets: list[str]
+) -> tuple[str, str, str | None] | None:
     """The message, code and terms-of-service URL for the failing hop."""
     at = where(answer.method, answer.url)
     token = _token_words(answer)
     create = f"Create a token at {new_token_url(server)} and save it with `cave-auth login`"
-    no_token = answer.bearer is None
-    secrets = [answer.bearer] if answer.bearer else []
+    no_token = answer.bearer is None and answer.bearer_known
     if login:
         if no_token:
             return (f"{at} was redirected to the login page: no CAVE token was sent. {create}.",
@@ -230,7 +242,7 @@ def report(
     A 401/403 without CAVE's JSON from a request that got no token from these
     credentials is not theirs to report.
     """
-    refusal = describe(answers, credentials.server_address)
+    refusal = describe(answers, credentials.server_address, credentials.known_tokens())
     if refusal is None:
         return
     if refusal.code in _NOT_CAVE and all(answer.sent is None for answer in answers):

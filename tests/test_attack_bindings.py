@@ -860,7 +860,28 @@ def test_mount_redirect_into_the_prefix_from_another_origin_gets_no_token(
     assert not carrying(a.seen + b.seen, theirs)
 
 
-@pytest.mark.parametrize("how", ["session.send(Request.prepare())", "hooks=", "send(r.next)"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(
+            "session.send(Request.prepare())",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a known limit, documented in CAVEAuthAdapter.mount and docs/security.rst: "
+                "a request prepared outside the session carries none of its hooks",
+            ),
+        ),
+        pytest.param(
+            "hooks=",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a known limit, documented in CAVEAuthAdapter.mount and docs/security.rst: "
+                "requests uses a request's own hooks= in place of the session's",
+            ),
+        ),
+        "send(r.next)",
+    ],
+)
 def test_mount_sees_a_chain_from_another_origin_however_the_session_sends_it(
     how: str, token: str, a: Recording, b: Recording, caveclient_like: tuple[requests.Session, str]
 ) -> None:

@@ -174,6 +174,11 @@ class CAVEAuthMiddleware(Credentials):
         AuthResponseError: a refusal, with ``raise_on_auth_error=True``.
     """
 
+    def __repr__(self) -> str:
+        # Unique per object: fsspec caches a file system by the str() of its
+        # arguments, and two middlewares with other tokens or rules must not share one.
+        return f"{super().__repr__()[:-1]}, at {id(self):#x})"
+
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Send ``request`` through ``handler``, with the token where the rules allow it."""
         url = str(request.url)
@@ -277,7 +282,7 @@ class CAVEAuthMiddleware(Credentials):
         if newer is None:
             return sent, response
         response.release()
-        chain.attachment = newer  # the hops that follow carry the new token
+        chain.replace(newer)  # the hops that follow carry the new token
         _attach(request, newer)
         return newer, await handler(request)
 

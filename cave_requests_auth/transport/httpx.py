@@ -187,7 +187,11 @@ async def _aread(response: httpx.Response) -> bytes:
 
 
 def _answers(
-    hops: list[httpx.Response], key: str, sent: Attachment | None, body: bytes
+    hops: list[httpx.Response],
+    key: str,
+    sent: Attachment | None,
+    body: bytes,
+    replaced: tuple[str, ...] = (),
 ) -> list[Answer]:
     """``hops`` (the last one's bounded ``body`` given) as the values :mod:`.refusals` reads."""
     answers = []
@@ -208,6 +212,7 @@ def _answers(
                 bearer=_bearer(authorization),
                 sent=sent if carried else None,
                 elsewhere=not same_origin(origin_key(url), key),
+                replaced=replaced,
             )
         )
     return answers
@@ -227,7 +232,8 @@ def answers_of_httpx(response: httpx.Response) -> list[Answer]:
     except httpx.ResponseNotRead:
         body = b""
     sent = link.chain.attachment if link is not None else None
-    return _answers([*response.history, response], key, sent, body)
+    replaced = link.chain.replaced if link is not None else ()
+    return _answers([*response.history, response], key, sent, body, replaced)
 
 
 class CAVEHttpxAuth(Credentials, httpx.Auth):
@@ -345,7 +351,7 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
         request: httpx.Request, link: _Link, sent: Attachment | None, newer: Attachment
     ) -> Attachment:
         """Put the reloaded token on ``request`` for its one re-send; its hops carry it too."""
-        link.chain.attachment = newer
+        link.chain.replace(newer)
         _put(request, newer, sent)
         return newer
 

@@ -72,12 +72,19 @@ def _body(response: Response) -> bytes:
 def answers_of(response: Response, credentials: Credentials | None = None) -> list[Answer]:
     """The hops of ``response`` (its history first) as the values :mod:`.refusals` reads."""
     hops = (*response.history, response)
-    known = [getattr(hop.request, SENT_ATTRIBUTE, None) for hop in hops]
+    # A 401 answered before a retry notes what it refused: its request, attached
+    # again in place, now carries the new token.
+    known = [
+        getattr(hop, SENT_ATTRIBUTE, None) or getattr(hop.request, SENT_ATTRIBUTE, None)
+        for hop in hops
+    ]
     answers = []
     for index, hop in enumerate(hops):
         request = hop.request
         authorization = request.headers.get("Authorization") if request is not None else None
         sent = known[index]
+        if sent is not None and sent.header is not None:
+            authorization = sent.header
         if sent is None and authorization is not None:
             sent = next((a for a in known if a is not None and a.header == authorization), None)
             if sent is None and credentials is not None:
@@ -241,6 +248,7 @@ class CAVETokenAuth(Credentials, AuthBase):
         request = response.request
         response.content  # noqa: B018  (read the 401, so the connection can be reused)
         response.close()
+        setattr(response, SENT_ATTRIBUTE, getattr(request, SENT_ATTRIBUTE, None))
         attach(request, newer)
         setattr(request, _RETRIED_ATTRIBUTE, True)
         assert response.connection is not None

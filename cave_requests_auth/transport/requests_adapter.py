@@ -125,8 +125,18 @@ class CAVEAuthAdapter(HTTPAdapter):
         ``Authorization: Bearer`` in ``session.headers``, ``middle_auth_token``
         cookies in its jar: those go to every host); and watches every request
         of the session, so a redirect into ``prefix`` from another origin gets
-        no token. End ``prefix`` with ``/``: requests matches prefixes as strings.
+        no token. A prefix that ends at the host (``"https://host"``) gets a ``/``:
+        requests matches prefixes as strings, and would also match ``host.evil.org``.
+
+        The watcher is a hook in ``session.hooks``: it sees what the session prepares
+        (``session.get``, ``session.request``, …). A request prepared elsewhere and
+        given to ``session.send``, or one with hooks of its own (``hooks=``, which
+        requests puts in place of the session's), is seen only from its first hop
+        under ``prefix``: a chain that began at another origin is not known as one.
         """
+        rest = prefix.partition("://")[2]
+        if rest and "/" not in rest:  # "https://host" would also match https://host.evil.org
+            prefix += "/"
         try:
             old = session.get_adapter(prefix)
         except InvalidSchema:  # no adapter for that scheme (ws://, ftp://): nothing to keep
@@ -208,7 +218,7 @@ class CAVEAuthAdapter(HTTPAdapter):
             return response
         response.content  # noqa: B018  (read the 401, so the connection can be reused)
         response.close()
-        chain.attachment = newer  # the hops that follow carry the new token
+        chain.replace(newer)  # the hops that follow carry the new token
         again = request.copy()
         attach(again, newer)
         retried: Response = super().send(again, *args, **kwargs)

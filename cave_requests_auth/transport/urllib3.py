@@ -156,6 +156,7 @@ def answers_of_urllib3(response: Any) -> list[Answer]:
             body=(response.data or b"")[:MAX_ERROR_BODY] if status in (400, 401, 403) else b"",
             bearer=None if sent is None or sent.source is None else sent.source.token,
             sent=sent,
+            bearer_known=exchange is not None,
             elsewhere=bool(history) and not same_origin(origin_key(final), origin_key(first)),
         )
     )
