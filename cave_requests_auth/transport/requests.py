@@ -27,6 +27,7 @@ from ..wire import MAX_ERROR_BODY, Attachment, merge_cookie
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
+    from requests.structures import CaseInsensitiveDict
 
 __all__ = ["SENT_ATTRIBUTE", "CAVETokenAuth", "answers_of", "environment_proxy", "raise_for_auth"]
 
@@ -117,14 +118,22 @@ def error_for(response: Any) -> Any:
     return make
 
 
+def _add_cookie(headers: CaseInsensitiveDict[str], cookie: str) -> None:
+    """Merge ``cookie`` into the ``Cookie`` header (a loop over the few names is
+    cheaper than the KeyError a lookup of a missing header raises and catches)."""
+    for name in headers:
+        if name.lower() == "cookie":
+            headers["Cookie"] = merge_cookie(headers[name], cookie)
+            return
+    headers["Cookie"] = cookie
+
+
 def attach(request: PreparedRequest, attachment: Attachment) -> None:
     """Put ``attachment``'s headers on ``request`` and note what was sent."""
-    header = attachment.header
-    if header is not None:
-        headers = request.headers
-        headers["Authorization"] = header
+    if attachment.header is not None:
+        request.headers["Authorization"] = attachment.header
         if attachment.cookie is not None:
-            headers["Cookie"] = merge_cookie(headers.get("Cookie"), attachment.cookie)
+            _add_cookie(request.headers, attachment.cookie)
     setattr(request, SENT_ATTRIBUTE, attachment)
 
 
@@ -201,11 +210,13 @@ class CAVETokenAuth(Credentials, AuthBase):
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
         if attachment is not None:
-            if attachment.cookie is None and attachment.header is not None:
-                request.headers["Authorization"] = attachment.header  # attach(), inlined:
-                setattr(request, SENT_ATTRIBUTE, attachment)  # the hot path
-            else:
-                attach(request, attachment)
+            header = attachment.header  # attach(), inlined: this is the hot path
+            if header is not None:
+                headers = request.headers
+                headers["Authorization"] = header
+                if attachment.cookie is not None:
+                    _add_cookie(headers, attachment.cookie)
+            setattr(request, SENT_ATTRIBUTE, attachment)
             hooks = request.hooks["response"]
             if self._hook not in hooks:
                 hooks.append(self._hook)
