@@ -67,6 +67,8 @@ def _headers(
     given: Mapping[str, str], remove: Attachment | None, add: Attachment | None
 ) -> dict[str, str]:
     """``given`` without what ``remove`` put there, with ``add``'s headers."""
+    if not given:  # the common case: no headers of the caller's
+        return {} if add is None else add.headers()
     headers: dict[str, str] = {}
     cookie = None
     for name in given:
