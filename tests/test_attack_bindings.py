@@ -1198,7 +1198,7 @@ def _retried_then_echoing(home: Path, new: str) -> Any:
     return route
 
 
-@pytest.mark.parametrize("way", ["requests", "adapter", "httpx", "aiohttp"])
+@pytest.mark.parametrize("way", ["requests", "adapter", "urllib3", "httpx", "aiohttp"])
 def test_refusal_after_a_retry_masks_the_refused_token_too(
     way: str, isolated_home: Path, token: str, a: Recording, cave_log: list[logging.LogRecord]
 ) -> None:

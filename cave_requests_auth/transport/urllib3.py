@@ -112,6 +112,8 @@ class _Exchange(NamedTuple):
     final_url: str
     sent: Attachment | None
     """What the last hop carried."""
+    replaced: tuple[str, ...]
+    """Tokens a retry replaced: masked too."""
 
 
 _EXCHANGE_ATTRIBUTE = "_cave_exchange"
@@ -159,6 +161,7 @@ def answers_of_urllib3(response: Any) -> list[Answer]:
             bearer=None if sent is None or sent.source is None else sent.source.token,
             sent=sent,
             bearer_known=exchange is not None,
+            replaced=exchange.replaced if exchange is not None else (),
             elsewhere=bool(history) and not same_origin(origin_key(final), origin_key(first)),
         )
     )
@@ -213,14 +216,14 @@ class _CAVEManager:
         response.release_conn()
         if position is not None:
             body.seek(position)
-        again = Chain(chain.key, newer)
-        return self._noted(self._send(method, url, redirect, kw, given, again), method, url, again)
+        chain.replace(newer)  # no hop happened (a retry is never for a hop's 401)
+        return self._noted(self._send(method, url, redirect, kw, given, chain), method, url, chain)
 
     @staticmethod
     def _noted(response: BaseHTTPResponse, method: str, url: str, chain: Chain) -> BaseHTTPResponse:
         """``response``, noting what ``raise_for_auth`` needs (the last hop's token)."""
         sent = None if chain.left else chain.attachment
-        exchange = _Exchange(method, url, chain.last or url, sent)
+        exchange = _Exchange(method, url, chain.last or url, sent, chain.replaced)
         setattr(response, _EXCHANGE_ATTRIBUTE, exchange)
         return response
 
