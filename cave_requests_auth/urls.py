@@ -64,11 +64,6 @@ class Origin(NamedTuple):
         return _ip_address(self.host.strip("[]"))
 
     @property
-    def is_ip(self) -> bool:
-        """Whether the host is an IP address rather than a name."""
-        return self.ip is not None
-
-    @property
     def is_loopback(self) -> bool:
         """Whether the host is ``localhost``, in ``127.0.0.0/8`` or ``::1``: never resolved
         through DNS (``localhost.`` and ``127.0.0.1.`` are, so they are not loopback)."""

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from _loopback import request_body
+
 Answer = tuple[int, dict[str, str], bytes]
 Route = Callable[["Seen"], Answer]
 
@@ -78,20 +80,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
         head = self.requestline + "\r\n" + str(self.headers)
         seen = Seen(
@@ -104,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "CONNECT":
             self.server.owner.connect(self, seen)
             return
-        seen.body = self._body()
+        seen.body = request_body(self)
         with self.server.owner.lock:
             self.server.owner.seen.append(seen)
         status, headers, body = self.server.owner.answer(seen)

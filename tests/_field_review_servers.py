@@ -19,6 +19,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from _loopback import request_body
+
 Answer = tuple[int, dict[str, str], bytes]
 
 
@@ -55,19 +57,6 @@ def json_answer(status: int, data: Any, **headers: str) -> Answer:
     return status, {"Content-Type": "application/json", **headers}, json.dumps(data).encode()
 
 
-def _read_chunked(rfile: Any) -> bytes:
-    body = b""
-    while True:
-        line = rfile.readline(65537)
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                pass
-            return body
-        body += rfile.read(size)
-        rfile.readline(65537)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
@@ -75,14 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return _read_chunked(self.rfile)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
-        seen = Seen(self.command, self.path, list(self.headers.items()), self._body())
+        seen = Seen(self.command, self.path, list(self.headers.items()), request_body(self))
         with self.server.lock:
             self.server.records.append(seen)
         status, headers, body = self.server.route(seen, self.server)

@@ -37,6 +37,7 @@ import ssl
 import stat
 import sys
 import threading
+import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,7 +51,8 @@ from middle_auth_client import decorators as mac
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
-from cave_requests_auth import CAVEAuthAdapter, CAVEPoolManager, CAVETokenAuth
+from _loopback import request_body
+from cave_requests_auth import CAVEAuthAdapter, CAVEPoolManager, CAVETokenAuth, TokenFileError
 from cave_requests_auth.cli import main
 from cave_requests_auth.core import Credentials
 
@@ -150,6 +152,19 @@ def assert_not_chained(error: BaseException) -> None:
     """Nothing chained is shown with the error: raised ``from None``, or from no other."""
     assert error.__cause__ is None
     assert error.__suppress_context__ or error.__context__ is None
+
+
+def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:
+    """Names ``path``, says each of ``saying``, quotes no token, chains nothing."""
+    message = str(error)
+    assert error.path == str(path)
+    assert str(path) in message
+    for words in saying:
+        assert words in message
+    shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for token in (VALID_TOKEN, OTHER_TOKEN):
+        assert token not in shown
+    assert_not_chained(error)
 
 
 # -- what a request carried ----------------------------------------------------------------
@@ -715,22 +730,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
-        body = self._read_body()
+        body = request_body(self)
         hit = Hit(
             self.command,
             self.path,

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import threading
-import traceback
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from cave_requests_auth import files as files_module
 from helpers import (
     OTHER_TOKEN,
     VALID_TOKEN,
-    assert_not_chained,
+    assert_clean,
     fingerprint,
     write_secret,
 )
@@ -41,19 +40,6 @@ from helpers import (
 POSIX = os.name == "posix"
 posix_only = pytest.mark.skipif(not POSIX, reason="FIFOs and devices are POSIX")
 MIB = 1 << 20
-
-
-def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:
-    """Names ``path``, says each of ``saying``, quotes no token, chains nothing."""
-    message = str(error)
-    assert error.path == str(path)
-    assert str(path) in message
-    for words in saying:
-        assert words in message
-    shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for token in (VALID_TOKEN, OTHER_TOKEN):
-        assert token not in shown
-    assert_not_chained(error)
 
 
 # -- item 10: reading is bounded ---------------------------------------------------------

@@ -45,6 +45,7 @@ from helpers import (
     VALID_TOKEN,
     AuditLog,
     Service,
+    assert_clean,
     assert_not_chained,
     fingerprint,
     mode_of,
@@ -477,19 +478,6 @@ needs_root = pytest.mark.skipif(not AS_ROOT, reason="giving a file to another us
 posix_only = pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
 STRANGER = 4242  # a uid that is neither ours nor root's
 LONG_AGO = time.time() - 3600  # a file saved an hour ago: no longer "just written"
-
-
-def assert_clean(error: TokenFileError, path: Path | str, *saying: str) -> None:
-    """Names ``path``, says each of ``saying``, quotes no token, chains nothing."""
-    message = str(error)
-    assert error.path == str(path)
-    assert str(path) in message
-    for words in saying:
-        assert words in message
-    shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for token in (VALID_TOKEN, OTHER_TOKEN):
-        assert token not in shown
-    assert_not_chained(error)
 
 
 def temporary_files(folder: Path) -> list[Path]:
