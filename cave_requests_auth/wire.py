@@ -16,6 +16,7 @@ __all__ = [
     "MAX_ERROR_BODY",
     "Attachment",
     "ProxyOf",
+    "bearer_of",
     "error_object",
     "merge_cookie",
     "no_proxy",
@@ -96,4 +97,13 @@ def error_object(content_type: str, body: bytes) -> dict[str, Any] | None:
         return None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return data
+    return None
+
+
+def bearer_of(authorization: str | bytes | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` value, whoever set it; else ``None``."""
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
     return None

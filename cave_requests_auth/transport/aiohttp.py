@@ -52,7 +52,7 @@ from .. import errors
 from ..core import Chain, Credentials
 from ..refusals import Answer, Refusal, report
 from ..urls import origin_key, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment
+from ..wire import MAX_ERROR_BODY, Attachment, bearer_of
 
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
@@ -108,12 +108,6 @@ def _proxy_of(request: ClientRequest) -> ProxyOf:
 
 
 def _direct(url: str) -> str | None:
-    return None
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip() or None
     return None
 
 
@@ -222,7 +216,7 @@ class CAVEAuthMiddleware(Credentials):
                 www_authenticate=response.headers.get("WWW-Authenticate", ""),
                 location=response.headers.get("Location") if status < 400 else None,
                 body=await _body(response),
-                bearer=_bearer(request.headers.get("Authorization")),
+                bearer=bearer_of(request.headers.get("Authorization")),
                 sent=attachment,
                 elsewhere=not first and not same_origin(origin_key(url), chain.key),
             )

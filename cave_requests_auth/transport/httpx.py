@@ -71,8 +71,8 @@ import httpx
 from ..core import Chain, Credentials
 from ..refusals import Answer, report
 from ..urls import origin_key, parse_origin, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment
-from .requests import _bearer, environment_proxy, error_for
+from ..wire import MAX_ERROR_BODY, Attachment, bearer_of
+from .requests import environment_proxy, error_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
@@ -209,7 +209,7 @@ def _answers(
                 www_authenticate=hop.headers.get("WWW-Authenticate", ""),
                 location=hop.headers.get("Location") if hop.has_redirect_location else None,
                 body=body if index == len(hops) - 1 else b"",
-                bearer=_bearer(authorization),
+                bearer=bearer_of(authorization),
                 sent=sent if carried else None,
                 elsewhere=not same_origin(origin_key(url), key),
                 replaced=replaced,

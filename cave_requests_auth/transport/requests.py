@@ -23,7 +23,7 @@ from ..core import Credentials
 from ..errors import AuthResponseError
 from ..refusals import Answer, Refusal, describe, report
 from ..urls import same_origin
-from ..wire import MAX_ERROR_BODY, Attachment, merge_cookie
+from ..wire import MAX_ERROR_BODY, Attachment, bearer_of, merge_cookie
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -49,14 +49,6 @@ def environment_proxy(url: str) -> str | None:
     for name in os.environ:
         if name[-6:].lower() == "_proxy":
             return select_proxy(url, get_environ_proxies(url))
-    return None
-
-
-def _bearer(authorization: str | bytes | None) -> str | None:
-    if isinstance(authorization, bytes):
-        authorization = authorization.decode("latin-1")
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip() or None
     return None
 
 
@@ -99,7 +91,7 @@ def answers_of(response: Response, credentials: Credentials | None = None) -> li
                 www_authenticate=hop.headers.get("WWW-Authenticate", ""),
                 location=hop.headers.get("Location") if hop.is_redirect else None,
                 body=_body(hop),
-                bearer=_bearer(authorization),
+                bearer=bearer_of(authorization),
                 sent=sent,
                 elsewhere=index > 0 and not same_origin(str(hop.url), str(hops[0].url)),
             )

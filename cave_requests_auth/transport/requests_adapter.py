@@ -22,10 +22,9 @@ from requests.utils import select_proxy
 from ..core import Chain
 from ..refusals import report
 from ..urls import origin_key, same_origin
-from ..wire import COOKIE_NAME, ProxyOf
+from ..wire import COOKIE_NAME, ProxyOf, bearer_of
 from .requests import (
     CAVETokenAuth,
-    _bearer,
     _body,
     answers_of,
     attach,
@@ -150,7 +149,7 @@ class CAVEAuthAdapter(HTTPAdapter):
                     kwargs[f"pool_{name}"] = pool_kw[name]
         adapter = cls(auth, **kwargs)
         session.mount(prefix, adapter)
-        if _bearer(session.headers.get("Authorization")) is not None:
+        if bearer_of(session.headers.get("Authorization")) is not None:
             del session.headers["Authorization"]
         for cookie in list(cast("Iterable[Cookie]", session.cookies)):
             if cookie.name == COOKIE_NAME:
