@@ -180,11 +180,11 @@ class CAVEAuthAdapter(HTTPAdapter):
             response: Response = super().send(request, *args, **kwargs)
         else:
             response = self._send(request, attachment, chain, first, *args, **kwargs)
-        answers = answers_of(response, self.auth)
-        if not first:
-            elsewhere = not same_origin(origin_key(url), chain.key)
-            answers = [answers[-1]._replace(elsewhere=elsewhere)]
-        if response.status_code >= 300 and attachment is not None:
+        if response.status_code >= 300 and attachment is not None:  # a refusal, maybe
+            answers = answers_of(response, self.auth)
+            if not first:
+                elsewhere = not same_origin(origin_key(url), chain.key)
+                answers = [answers[-1]._replace(elsewhere=elsewhere)]
             report(self.auth, answers, error_for(response))
         return response
 
