@@ -105,6 +105,14 @@ def _insecure(origin: Origin, proxy: str | None) -> InsecureTransportError:
     )
 
 
+def _put_bounded(table: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """``table[key] = value``, the oldest entry going first where ``table`` is full."""
+    table.pop(key, None)
+    if len(table) >= limit:
+        table.pop(next(iter(table)))
+    table[key] = value
+
+
 _UNDECIDED = Attachment(None, None)  # not in the cache (None there: does not apply)
 
 
@@ -245,9 +253,7 @@ class Credentials:
                 direct_only=source is not None and plain,
             )
         with self._lock:
-            if len(self._decisions) >= MAX_CACHED_ORIGINS:
-                self._decisions.pop(next(iter(self._decisions)), None)
-            self._decisions[key] = attachment
+            _put_bounded(self._decisions, key, attachment, MAX_CACHED_ORIGINS)
         return attachment
 
     def _find(self, origin: Origin) -> TokenSource | None:
@@ -343,9 +349,7 @@ class Credentials:
         newer = self.reloaded(url, sent)
         if newer is not None:
             with self._lock:
-                self._refused[sent.source.token] = None
-                while len(self._refused) > MAX_REFUSED:
-                    self._refused.pop(next(iter(self._refused)))
+                _put_bounded(self._refused, sent.source.token, None, MAX_REFUSED)
             logger.info(
                 "CAVE token from %s was refused; retrying with %s.", sent.source, newer.source
             )
@@ -366,7 +370,5 @@ class Credentials:
         with self._lock:
             if key in self._reported:
                 return False
-            if len(self._reported) >= MAX_REPORTED:
-                self._reported.pop(next(iter(self._reported)), None)
-            self._reported[key] = None
+            _put_bounded(self._reported, key, None, MAX_REPORTED)
         return True
