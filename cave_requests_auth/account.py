@@ -11,14 +11,14 @@ themselves call), naming the token's source in any refusal.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import requests
-from requests.auth import AuthBase
 
+from .core import Credentials
 from .errors import AuthResponseError
+from .exchange import attach, raise_for_auth
 from .tokens import TokenSource
-from .transport.requests import CAVETokenAuth, attach, raise_for_auth
 from .urls import (
     new_token_url,
     normalize_server_address,
@@ -26,10 +26,11 @@ from .urls import (
     token_page_url,
     user_cache_url,
 )
-from .wire import Attachment
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response
+
+    from .wire import Attachment
 
 __all__ = [
     "AuthServer",
@@ -222,29 +223,18 @@ def find_auth_server(
     return AuthServer.at(str(origin))
 
 
-class _Bearer(AuthBase):
-    """Attach a token by the rules of ``rules``, naming ``source`` in any refusal.
+def carrying(attachment: Attachment | None) -> Callable[[PreparedRequest], PreparedRequest]:
+    """An ``auth=`` for requests that puts ``attachment`` (a core decision) on the request.
 
-    ``rules.attachment_for`` decides whether the URL may get a token at all
-    (https, or http to loopback, and no proxy that would see it); ``source``,
-    where given, replaces the token it would find.
+    An auth, not ``headers=``: requests would put a ``~/.netrc`` entry in its place.
     """
 
-    def __init__(self, rules: CAVETokenAuth, source: TokenSource | None = None) -> None:
-        self.rules = rules
-        self.source = source
-
-    def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        attachment = self.rules.attachment_for(str(request.url))
-        if attachment is not None and attachment.source is not None:
-            if self.source is not None:
-                attachment = Attachment(
-                    self.source,
-                    attachment.server_address,
-                    direct_only=attachment.direct_only,
-                )
+    def auth(request: PreparedRequest) -> PreparedRequest:
+        if attachment is not None:
             attach(request, attachment)
         return request
+
+    return auth
 
 
 def _user_from(response: Response, server: str) -> dict[str, Any]:
@@ -281,7 +271,7 @@ def user_of(
     server: AuthServer | str | None = None,
     *,
     session: requests.Session | None = None,
-    rules: CAVETokenAuth | None = None,
+    rules: Credentials | None = None,
 ) -> dict[str, Any]:
     """Ask ``server`` whose the token of ``source`` is (``<server>/auth/api/v1/user/cache``).
 
@@ -291,7 +281,7 @@ def user_of(
         server: the auth server (default :data:`DEFAULT_SERVER_ADDRESS`).
         session: the session to send with.
         rules: whose rules decide whether the server may get a token (default:
-            those of ``CAVETokenAuth``: https, or http to loopback).
+            the default rules: https, or http to loopback).
 
     Returns:
         The server's JSON: ``id``, ``name``, ``email``, ``groups``, ``missing_tos``, ….
@@ -303,14 +293,13 @@ def user_of(
     """
     if not isinstance(server, AuthServer):
         server = AuthServer.at(server)
-    auth = None
+    attachment = None
     if source is not None:
-        if rules is None:
-            rules = CAVETokenAuth(source.token, server_address=server.address)
-        auth = _Bearer(rules, source)
+        rules = rules or Credentials(source.token, server_address=server.address)
+        attachment = rules.attachment_for(server.user_cache_url, source)
     response = (session or requests).get(
         server.user_cache_url,
-        auth=auth,
+        auth=carrying(attachment),
         timeout=WHOAMI_TIMEOUT,
         allow_redirects=False,
     )
@@ -333,7 +322,7 @@ def missing_terms(user: dict[str, Any], server: AuthServer) -> list[tuple[str, s
 
 
 def whoami(
-    auth: CAVETokenAuth | None = None,
+    auth: Credentials | None = None,
     server_address: str | None = None,
     session: requests.Session | None = None,
 ) -> dict[str, Any]:
@@ -365,8 +354,8 @@ def whoami(
     if auth is None and session is not None:
         response = session.get(url, timeout=WHOAMI_TIMEOUT, allow_redirects=False)
         return _user_from(response, server)
-    rules = auth if auth is not None else CAVETokenAuth(server_address=server)
+    rules = auth if auth is not None else Credentials(server_address=server)
     response = (session or requests).get(
-        url, auth=_Bearer(rules), timeout=WHOAMI_TIMEOUT, allow_redirects=False
+        url, auth=carrying(rules.attachment_for(url)), timeout=WHOAMI_TIMEOUT, allow_redirects=False
     )
     return _user_from(response, server)

@@ -1,23 +1,20 @@
 """The rules, decided here once for every way in. No HTTP library is imported.
 
-A binding (requests, urllib3, …) translates its library's request and response
-into the small values below and does what the answer says; it decides nothing.
+A binding translates its library's request and response into these values
+and does what the answer says; it decides nothing.
 
-- **Which token goes to a URL** (:meth:`Credentials.attachment`): ``hosts=``
-  (others are left alone), then the transport: ``https``, or plain ``http``
-  only to a loopback host, and in either case never where a proxy would see
-  the request (``https`` through a CONNECT tunnel is fine), unless
-  ``allow_insecure_http=True``; then the token of :func:`.lookup.lookup`.
-  Cached per origin; a steady stream of requests reads no file.
-- **Which redirect hop may carry it** (:class:`Chain`): the one the chain's first
-  request got, only on hops to that same origin, and only while no hop has
-  left it: once a chain has been elsewhere, the other origin chose the method,
-  path and body of what follows.
+- **Which token goes to a URL** (:meth:`Credentials.attachment`): none outside
+  ``hosts=``; ``https``, or plain ``http`` only to a loopback host, and never
+  where a proxy would see it (unless ``allow_insecure_http=True``); then the
+  token of :func:`.lookup.lookup`, cached per origin (steady state reads no file).
+- **Which redirect hop carries it** (:class:`Chain`): the first request's, on
+  hops to that same origin, while no hop has left it (once a chain has been
+  elsewhere, the other origin chose the method, path and body of what follows).
 - **When a 401 is retried** (:meth:`Credentials.retry_with`): once, for a
   ``401 invalid_token`` to the first request, never for an explicit token, and
-  only where the token source now holds another token.
-- **Which refusals are reported, and how often**: :mod:`.refusals` says what an
-  answer means; :meth:`Credentials.first_report` bounds the warnings.
+  only where the source now holds another token.
+- **How often a refusal is reported** (:meth:`Credentials.first_report`); what it
+  means is :mod:`.refusals`'.
 """
 
 from __future__ import annotations
@@ -29,79 +26,32 @@ from typing import TYPE_CHECKING, Any
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
 from .lookup import TokenPlaces, lookup, secrets_folder
 from .tokens import DEFAULT_TOKEN_KEY, TokenSource, check_token
-from .urls import HostPatterns, Origin, origin_key, parse_origin, same_origin
-from .wire import Attachment, ProxyOf, error_object, no_proxy
+from .urls import HostPatterns, Origin, origin_key, parse_origin
+from .wire import Attachment, Chain, ProxyOf, environment_proxy, error_object, no_proxy
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
 
-__all__ = ["Chain", "Credentials"]
+__all__ = ["Chain", "Credentials"]  # Chain: from .wire, where the bindings hold it
 
 logger = logging.getLogger("cave_requests_auth")
 
-MAX_CACHED_ORIGINS = 1024
-"""Origins whose decision is kept; past that the oldest goes (files are cached below it)."""
-MAX_REPORTED = 1024
-"""(origin, code) pairs already warned about; past that the oldest goes."""
-MAX_REFUSED = 16
-"""Tokens a retry replaced, kept to be masked in later messages."""
-
-
-class Chain:
-    """One request and its redirect hops: where it began, what it got, whether it left.
-
-    A binding makes one per request it sends (``Credentials.start``) and asks
-    it about every hop (:meth:`hop`), and tells it of hops it did not send
-    itself (:meth:`saw`), so the rule holds whatever sent them.
-    """
-
-    __slots__ = ("attachment", "hops", "key", "last", "left", "replaced")
-
-    def __init__(self, key: str, attachment: Attachment | None) -> None:
-        self.key = key
-        self.attachment = attachment
-        self.left = False
-        self.hops = 0
-        self.last: str | None = None
-        self.replaced: tuple[str, ...] = ()
-        """Tokens a retry replaced on this chain: still to be masked in its messages."""
-
-    def replace(self, newer: Attachment) -> None:
-        """After a retry with ``newer``: the hops that follow carry it."""
-        old = self.attachment
-        if old is not None and old.source is not None:
-            self.replaced = (*self.replaced, old.source.token)
-        self.attachment = newer
-
-    def saw(self, url: str) -> None:
-        """A hop went to ``url``; where that is another origin, the chain has left."""
-        self.last = url
-        if not self.left and not same_origin(origin_key(url), self.key):
-            self.left = True
-
-    def hop(self, url: str) -> Attachment | None:
-        """The attachment for a hop to ``url``: the first request's, or none."""
-        self.hops += 1
-        self.saw(url)
-        return None if self.left else self.attachment
-
-    def __repr__(self) -> str:
-        return f"Chain({self.key!r}, left={self.left})"
+MAX_CACHED_ORIGINS = 1024  # origins whose decision is kept (files are cached below it)
+MAX_REPORTED = 1024  # (origin, code) pairs already warned about
+MAX_REFUSED = 16  # tokens a retry replaced, kept to be masked in later messages
 
 
 def _insecure(origin: Origin, proxy: str | None) -> InsecureTransportError:
-    if proxy is not None:
-        through = parse_origin(proxy)  # never its user info
+    if proxy is None:
         return InsecureTransportError(
-            f"Refusing to send a CAVE token to {origin} through the proxy "
-            f"{through or '(configured)'}, which would see it: use https:// (through a "
-            "CONNECT tunnel), or connect without the proxy (with requests, "
-            f"NO_PROXY={origin.name})."
+            f"Refusing to send a CAVE token to {origin} over plain {origin.scheme}: "
+            "use https:// (or allow plain http for a trusted network)."
         )
     return InsecureTransportError(
-        f"Refusing to send a CAVE token to {origin} over plain {origin.scheme}: "
-        "use https:// (or allow plain http for a trusted network)."
+        f"Refusing to send a CAVE token to {origin} through the proxy "
+        f"{parse_origin(proxy) or '(configured)'}, which would see it: use https:// (through "
+        f"a CONNECT tunnel), or connect without the proxy (with requests, NO_PROXY={origin.name})."
     )
 
 
@@ -138,16 +88,16 @@ class Credentials:
     ) -> None:
         if token is not None:
             token = check_token(token, "the token= argument")
+        if isinstance(hosts, (str, bytes)):
+            raise TypeError(
+                f"hosts must be a list of host names, such as [{hosts!r}], not a string."
+            )
         self.places = TokenPlaces.of(server_address, token_file, token_key, secrets_dir)
         self.token = token
         self.server_address = self.places.server_address
         self.token_file = self.places.token_file
         self.token_key = token_key
         self.secrets_dir = self.places.secrets_dir
-        if isinstance(hosts, (str, bytes)):
-            raise TypeError(
-                f"hosts must be a list of host names, such as [{hosts!r}], not a string."
-            )
         self.hosts = None if hosts is None else list(hosts)
         self.patterns = None if self.hosts is None else HostPatterns(self.hosts)
         self.cookie = bool(cookie)
@@ -155,6 +105,8 @@ class Credentials:
         self.required = bool(required)
         self.raise_on_auth_error = bool(raise_on_auth_error)
         self._setup()
+
+    _UNPICKLED = ("_lock", "_decisions", "_reported", "_refused")
 
     def _setup(self) -> None:
         """The state that is not pickled: the lock and the caches."""
@@ -164,10 +116,7 @@ class Credentials:
         self._refused: dict[str, None] = {}  # tokens a retry replaced, newest last
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for name in ("_lock", "_decisions", "_reported", "_refused"):
-            del state[name]
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -194,44 +143,51 @@ class Credentials:
     # -- which token goes to a URL ---------------------------------------------
 
     def attachment(
-        self,
-        url: str,
-        proxy_of: ProxyOf = no_proxy,
-        *,
-        key: str | None = None,
-        forwards_https: bool = False,
+        self, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
     ) -> Attachment | None:
         """What a request to ``url`` carries; ``None`` where these credentials do not apply.
 
-        Args:
-            url: where the request goes.
-            proxy_of: the proxy that would see a plain ``http`` request to a URL.
-            key: ``origin_key(url)``, where the caller has it already.
-            forwards_https: the binding sends ``https`` through a proxy that sees
-                it (urllib3's ``use_forwarding_for_https``): ask ``proxy_of`` for
-                ``https`` too.
+        ``proxy_of`` names the proxy that would see a plain ``http`` request;
+        ``forwards_https``: the binding sends ``https`` through one that sees it too.
 
         Raises:
-            InsecureTransportError: plain http to a host that is not loopback, or
-                where a proxy would see the token; a URL without a host.
+            InsecureTransportError: plain http to a host that is not loopback, where a
+                proxy would see the token, or a URL without a host.
             TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
         """
-        if key is None:
-            key = origin_key(url)
+        key = origin_key(url)
         attachment = self._decisions.get(key, _UNDECIDED)
         if attachment is _UNDECIDED:
             attachment = self._decide(key)
         if attachment is None or not (attachment.direct_only or forwards_https):
             return attachment
-        if attachment.direct_only or (
-            attachment.header is not None and not self.allow_insecure_http
-        ):
-            proxy = proxy_of(url)
-            if proxy is not None:
-                origin = parse_origin(key)
-                assert origin is not None  # _decide checked it
-                raise _insecure(origin, proxy)
+        if self._seen_by_proxy(attachment, url, proxy_of, forwards_https):
+            origin = parse_origin(key)
+            assert origin is not None  # _decide checked it
+            raise _insecure(origin, proxy_of(url))
         return attachment
+
+    def attachment_for(self, url: str, source: TokenSource | None = None) -> Attachment | None:
+        """:meth:`attachment`, with the environment's proxies as requests applies them.
+
+        ``source``: a token to send in place of the one found (to check a token
+        before it is saved), named in any refusal. Raises as a request would.
+        """
+        found = self.attachment(url, environment_proxy)
+        if source is None or found is None or found.source is None:
+            return found
+        return Attachment(source, found.server, direct_only=found.direct_only)
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        """The headers a request to ``url`` gets (:meth:`attachment_for`): ``{}`` where none."""
+        attachment = self.attachment_for(url)
+        return {} if attachment is None else attachment.headers()
+
+    def _seen_by_proxy(self, sent: Attachment, url: str, proxy_of: ProxyOf, https: bool) -> bool:
+        """Whether a proxy would see the token ``sent`` carries to ``url``."""
+        if not sent.direct_only and (sent.header is None or self.allow_insecure_http):
+            return False
+        return (sent.direct_only or https) and proxy_of(url) is not None
 
     def _decide(self, key: str) -> Attachment | None:
         origin = parse_origin(key)
@@ -239,35 +195,32 @@ class Credentials:
             raise InsecureTransportError(
                 "Refusing to attach a CAVE token to a URL without a host; give a full https:// URL."
             )
-        if self.patterns is not None and not self.patterns.matches(origin):
-            attachment = None
-        else:
+        attachment = None
+        if self.patterns is None or self.patterns.matches(origin):
             plain = origin.scheme != "https" and not self.allow_insecure_http
             if plain and (origin.scheme != "http" or not origin.is_loopback):
                 raise _insecure(origin, None)
-            source = self._find(origin)
+            try:
+                source = lookup(origin, self.places, self.token)
+                searched: tuple[str, ...] = ()
+                logger.debug("CAVE token for %s from %s.", origin, source)
+            except TokenNotFoundError as error:
+                if self.required:
+                    raise
+                source, searched = None, error.searched
+                logger.debug("No CAVE token for %s; sending without one.", origin)
             attachment = Attachment(
                 source,
                 self.server_address,
                 cookie=self.cookie,
                 direct_only=source is not None and plain,
+                searched=searched,
             )
         with self._lock:
             _put_bounded(self._decisions, key, attachment, MAX_CACHED_ORIGINS)
         return attachment
 
-    def _find(self, origin: Origin) -> TokenSource | None:
-        try:
-            source = lookup(origin, self.places, self.token)
-        except TokenNotFoundError:
-            if self.required:
-                raise
-            logger.debug("No CAVE token for %s; sending without one.", origin)
-            return None
-        logger.debug("CAVE token for %s from %s.", origin, source)
-        return source
-
-    def decided(self, url: str) -> bool:
+    def decided(self, url: str) -> bool:  # for the async bindings
         """Whether what a request to ``url`` carries is known without reading a file."""
         return self.token is not None or origin_key(url) in self._decisions
 
@@ -282,27 +235,27 @@ class Credentials:
         self, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
     ) -> Chain:
         """A chain for a request to ``url``, holding what that request carries."""
-        key = origin_key(url)
-        return Chain(key, self.attachment(url, proxy_of, key=key, forwards_https=forwards_https))
+        attachment = self.attachment(url, proxy_of, forwards_https=forwards_https)
+        return Chain(origin_key(url), attachment)
 
     def hop(
         self, chain: Chain, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
     ) -> Attachment | None:
-        """What a redirect hop of ``chain`` to ``url`` carries (see :class:`Chain`)."""
+        """What a redirect hop of ``chain`` to ``url`` carries: the first request's, on
+        its origin while the chain never left it; none through a proxy that would see it."""
         attachment = chain.hop(url)
-        if attachment is None or attachment.header is None:
-            return attachment
-        checked = attachment.direct_only or (forwards_https and not self.allow_insecure_http)
-        return None if checked and proxy_of(url) is not None else attachment
+        seen = attachment is not None and self._seen_by_proxy(
+            attachment, url, proxy_of, forwards_https
+        )
+        return None if seen else attachment
 
     # -- a 401: retry once with a reloaded token --------------------------------
 
     def reloaded(self, url: str, sent: Attachment) -> Attachment | None:
-        """After ``sent`` was refused: the token source's newer token for ``url``, if any.
+        """After ``sent`` was refused: the source's newer token for ``url``, if any.
 
-        Looks at the source again (another process may have saved a new token),
-        unless another thread already has. ``None`` where the token is unchanged
-        or can no longer be found.
+        Reads the source again (another process may have saved a new token),
+        unless another thread already has.
         """
         key = origin_key(url)
         current = self._decisions.get(key)
@@ -329,15 +282,11 @@ class Credentials:
         from_hop: bool,
         rewindable: bool,
     ) -> Attachment | None:
-        """The token to send the request with once more, or ``None`` for no retry.
+        """The token to send the request (to ``url``, carrying ``sent``) with once more.
 
-        Args:
-            url: the request's URL (the first of its chain).
-            sent: what the request carried.
-            status, content_type, body: the answer (the body bounded, as
-                :data:`.wire.MAX_ERROR_BODY` says).
-            from_hop: the answer came from a redirect hop, not the request itself.
-            rewindable: the body can be sent again (none, bytes, or a seekable file).
+        ``None`` for no retry. ``body`` is bounded (:data:`.wire.MAX_ERROR_BODY`);
+        ``from_hop``: the answer came from a redirect hop; ``rewindable``: the body
+        can be sent again (none, bytes, or a seekable file).
         """
         if status != 401 or from_hop or not rewindable:
             return None

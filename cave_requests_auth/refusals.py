@@ -105,6 +105,13 @@ def _auth_server(answer: Answer, server_address: str | None) -> str | None:
     return server_address
 
 
+def _missing(answer: Answer) -> str:
+    """Where the lookup looked, for a request sent without a token it did not find."""
+    if answer.sent is None or answer.sent.source is not None or not answer.sent.searched:
+        return "no CAVE token was sent"
+    return f"no CAVE token was found (looked in {', '.join(answer.sent.searched)})"
+
+
 def _token_words(answer: Answer) -> str:
     if answer.sent is not None and answer.sent.source is not None:
         return f"the token from {answer.sent.source}"
@@ -128,7 +135,7 @@ def describe(
     login = _login_redirect(answers)
     failing = login[0] if login is not None else answers[-1]
     if server_address is None:  # that of the credentials that attached a token
-        server_address = next((a.sent.server_address for a in answers if a.sent), None)
+        server_address = next((a.sent.server for a in answers if a.sent), None)
     if failing.elsewhere and failing.bearer is None:
         return None  # a hop elsewhere (say, a pre-signed URL) refused: not ours
     server = login[1] if login is not None else _auth_server(failing, server_address)
@@ -156,7 +163,7 @@ def _explain(
     no_token = answer.bearer is None and answer.bearer_known
     if login:
         if no_token:
-            return (f"{at} was redirected to the login page: no CAVE token was sent. {create}.",
+            return (f"{at} was redirected to the login page: {_missing(answer)}. {create}.",
                     "no_token", None)  # fmt: skip
         return (
             f"{at} was redirected to the login page: the service did not accept {token}. {create}.",
@@ -173,7 +180,7 @@ def _explain(
         if code == "no_token" or no_token:
             code = code or "no_token"
             return (
-                f"{at} was refused: no CAVE token was sent ({status} {code}). {create}.",
+                f"{at} was refused: {_missing(answer)} ({status} {code}). {create}.",
                 code,
                 None,
             )

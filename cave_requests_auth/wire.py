@@ -1,12 +1,18 @@
-"""What goes on the wire, as values: the headers of a token, the CAVE JSON error. No I/O.
+"""What goes on the wire, as values: a token's headers, proxies, the CAVE JSON error. No I/O.
 
-Shared by :mod:`.core` (which decides) and :mod:`.refusals` (which explains).
+Shared by :mod:`.core` (which decides), :mod:`.refusals` (which explains) and
+the bindings (which translate).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any, Callable
+
+from requests.utils import get_environ_proxies, select_proxy
+
+from .urls import origin_key, same_origin
 
 if TYPE_CHECKING:
     from .tokens import TokenSource
@@ -14,15 +20,22 @@ if TYPE_CHECKING:
 __all__ = [
     "COOKIE_NAME",
     "MAX_ERROR_BODY",
+    "PROGRAMMATIC",
     "Attachment",
+    "Chain",
     "ProxyOf",
     "bearer_of",
+    "drop_cookie",
+    "environment_proxy",
     "error_object",
     "merge_cookie",
     "no_proxy",
 ]
 
 COOKIE_NAME = "middle_auth_token"
+PROGRAMMATIC = ("X-Requested-With", "XMLHttpRequest")
+"""Marks a request as a program's: a CAVE service then answers a missing token with
+its JSON ``401 no_token``, not a redirect to a login page."""
 MAX_ERROR_BODY = 64 * 1024
 """Bytes of an answer read to find CAVE's JSON error."""
 
@@ -40,14 +53,70 @@ def no_proxy(url: str) -> str | None:
     return None
 
 
+def environment_proxy(url: str) -> str | None:
+    """The environment's proxy requests would send a plain ``http`` request to ``url`` through.
+
+    Exactly as requests applies them (``NO_PROXY`` included); the environment is
+    scanned first, since requests' own lookup costs tens of microseconds.
+    """
+    for name in os.environ:
+        if name[-6:].lower() == "_proxy":
+            return select_proxy(url, get_environ_proxies(url))
+    return None
+
+
+class Chain:
+    """One request and its redirect hops: where it began, what it got, whether it left.
+
+    A binding makes one per request it sends (:meth:`.core.Credentials.start`),
+    asks the core about every hop (:meth:`.core.Credentials.hop`), and tells it
+    of hops it did not send itself (:meth:`saw`), so the rule holds whatever sent them.
+    """
+
+    __slots__ = ("attachment", "hops", "key", "last", "left", "replaced")
+
+    def __init__(self, key: str, attachment: Attachment | None) -> None:
+        self.key = key
+        self.attachment = attachment
+        self.left = False
+        self.hops = 0
+        self.last: str | None = None
+        self.replaced: tuple[str, ...] = ()
+        """Tokens a retry replaced on this chain: still to be masked in its messages."""
+
+    def replace(self, newer: Attachment) -> None:
+        """After a retry with ``newer``: the hops that follow carry it."""
+        old = self.attachment
+        if old is not None and old.source is not None:
+            self.replaced = (*self.replaced, old.source.token)
+        self.attachment = newer
+
+    def saw(self, url: str) -> None:
+        """A hop went to ``url``; where that is another origin, the chain has left."""
+        self.last = url
+        if not self.left and not same_origin(origin_key(url), self.key):
+            self.left = True
+
+    def hop(self, url: str) -> Attachment | None:
+        """A hop to ``url``: the first request's attachment, or none once the chain has left."""
+        self.hops += 1
+        self.saw(url)
+        return None if self.left else self.attachment
+
+    def __repr__(self) -> str:
+        return f"Chain({self.key!r}, left={self.left})"
+
+
 class Attachment:
     """What goes on a request to one origin: the token's source and its headers.
 
-    ``source`` is ``None`` where no token was found and none was required.
+    ``source`` is ``None`` where no token was found and none was required: the
+    request then only says it is a program's (:data:`PROGRAMMATIC`), and
+    ``searched`` lists where the lookup looked, for the refusal that follows.
     ``direct_only``: plain http, not to be sent where a proxy would see it (:data:`ProxyOf`).
     """
 
-    __slots__ = ("cookie", "direct_only", "header", "server_address", "source")
+    __slots__ = ("cookie", "direct_only", "fields", "header", "searched", "server", "source")
 
     def __init__(
         self,
@@ -56,20 +125,24 @@ class Attachment:
         *,
         cookie: bool = False,
         direct_only: bool = False,
+        searched: tuple[str, ...] = (),
     ) -> None:
         self.source = source
-        self.server_address = server_address
+        self.server = server_address
+        self.direct_only = direct_only
+        self.searched = searched
         self.header = None if source is None else f"Bearer {source.token}"
         self.cookie = None if source is None or not cookie else f"{COOKIE_NAME}={source.token}"
-        self.direct_only = direct_only
+        self.fields = dict(
+            [PROGRAMMATIC] if self.header is None else [("Authorization", self.header)]
+        )
+        """The headers to set, but the cookie (merged into the request's own)."""
 
     def headers(self, existing_cookie: str | None = None) -> dict[str, str]:
-        """``Authorization`` (and ``Cookie``, merged with ``existing_cookie``) to set."""
-        if self.header is None:
-            return {}
+        """The headers to set (the cookie merged with ``existing_cookie``)."""
         if self.cookie is None:
-            return {"Authorization": self.header}
-        return {"Authorization": self.header, "Cookie": merge_cookie(existing_cookie, self.cookie)}
+            return dict(self.fields)
+        return {**self.fields, "Cookie": merge_cookie(existing_cookie, self.cookie)}
 
     def __repr__(self) -> str:
         return f"Attachment(source={self.source!r})"
@@ -85,6 +158,13 @@ def merge_cookie(existing: str | None, cookie: str) -> str:
         if part.strip() and part.split("=", 1)[0].strip() != COOKIE_NAME
     ]
     return "; ".join([*kept, cookie])
+
+
+def drop_cookie(existing: str, cookie: str) -> str | None:
+    """A ``Cookie`` header value without ``cookie``; ``None`` where nothing is left."""
+    return (
+        "; ".join(p.strip() for p in existing.split(";") if p.strip() not in ("", cookie)) or None
+    )
 
 
 def error_object(content_type: str, body: bytes) -> dict[str, Any] | None:

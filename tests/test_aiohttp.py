@@ -413,12 +413,13 @@ class TestServerAnswers:
         assert "missing_permission" in warnings[0].getMessage()
         assert not any(leaked(record.getMessage()) for record in caplog.records)
 
-    def test_a_redirect_to_the_login_page_is_explained(self, service: Service) -> None:
+    def test_a_missing_token_is_answered_401_and_explained(self, service: Service) -> None:
         middleware = CAVEAuthMiddleware(required=False, raise_on_auth_error=True)
         with pytest.raises(AuthResponseError) as raised:
             fetch(middleware, service.url("/api/data"), allow_redirects=False)
         assert raised.value.code == "no_token"
-        assert "login page" in str(raised.value)
+        assert "no CAVE token was found (looked in $CAVE_TOKEN" in str(raised.value)
+        assert "cave-auth login" in str(raised.value)
 
     def test_a_refusal_from_another_origin_is_not_blamed_on_the_token(
         self, service: Service, seen: list[dict[str, Any]]

@@ -185,6 +185,8 @@ class TestRaiseOnAuthError:
         words: list[str],
     ) -> None:
         auth = CAVETokenAuth(token, required=token is not None, raise_on_auth_error=True)
+        if token is None:  # the auth looked for one: the refusal says where, and the fix
+            words = ["no CAVE token was found (looked in $CAVE_TOKEN", "cave-auth login"]
         with pytest.raises(AuthResponseError) as caught:
             requests.get(service.url(path), auth=auth, headers=headers)
         assert caught.value.code == code
@@ -209,12 +211,24 @@ class TestRaiseOnAuthError:
         response = requests.get(service.redirect(service.url("/always403", "localhost")), auth=auth)
         assert response.status_code == 403  # a plain 403 from another host: returned as is
 
-    def test_login_redirect_raises_before_it_is_followed(
+    def test_a_request_without_a_token_is_answered_401_not_sent_to_the_login_page(
         self, service: Service, tls_service: Service, seen: list[dict[str, Any]]
     ) -> None:
         auth = CAVETokenAuth(required=False, raise_on_auth_error=True)
-        with pytest.raises(AuthResponseError, match="login page") as caught:
+        with pytest.raises(AuthResponseError, match="no CAVE token was found") as caught:
             requests.get(service.url("/api/data"), auth=auth, verify=tls_service.ca_file)
+        assert caught.value.code == "no_token"
+        assert caught.value.response.status_code == 401  # not a followed 302
+        assert [hit["path"] for hit in seen] == ["/api/data"]
+        assert seen[0]["headers"]["X-Requested-With"] == "XMLHttpRequest"
+
+    def test_login_redirect_raises_before_it_is_followed(
+        self, service: Service, tls_service: Service, seen: list[dict[str, Any]]
+    ) -> None:
+        session = requests.Session()  # a request not marked programmatic: a login redirect
+        session.hooks["response"].append(lambda response, **kwargs: raise_for_auth(response))
+        with pytest.raises(AuthResponseError, match="login page") as caught:
+            session.get(service.url("/api/data"), verify=tls_service.ca_file)
         assert caught.value.code == "no_token"
         assert [hit["path"] for hit in seen] == ["/api/data"]
 

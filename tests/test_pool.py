@@ -204,7 +204,9 @@ class TestAuthHeaders:
     def test_not_found(self) -> None:
         with pytest.raises(TokenNotFoundError):
             auth_headers("https://minnie.example.org/")
-        assert auth_headers("https://minnie.example.org/", required=False) == {}
+        # no token, not required: the request says it is a program's, for a JSON 401
+        headers = auth_headers("https://minnie.example.org/", required=False)
+        assert headers == {"X-Requested-With": "XMLHttpRequest"}
 
     def test_per_host_file(self, service: Service, secrets: Path) -> None:
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})

@@ -31,6 +31,7 @@ import requests
 from urllib3.util.retry import Retry
 
 from cave_requests_auth import (
+    AuthResponseError,
     CAVEAuthAdapter,
     CAVEPoolManager,
     CAVEProxyManager,
@@ -38,6 +39,7 @@ from cave_requests_auth import (
     InsecureTransportError,
     TokenNotFoundError,
     auth_headers,
+    raise_for_auth,
 )
 from helpers import (
     BEARER,
@@ -284,6 +286,36 @@ class TestMissingToken:
         (hit,) = seen
         assert "Authorization" not in hit["headers"]
         assert carried(hit) == NOTHING
+
+    @pytest.mark.parametrize("way", WAYS)
+    def test_not_required_asks_as_a_program_and_the_refusal_says_where_it_looked(
+        self, service: Service, seen: list[dict[str, Any]], way: str
+    ) -> None:
+        """Marked X-Requested-With, a CAVE service answers a JSON 401, not a login redirect."""
+        auth = CAVETokenAuth(required=False, raise_on_auth_error=way == "aiohttp")
+
+        def send() -> None:  # aiohttp raises from the call (its body is read with await)
+            raise_for_auth(fetch(way, service.url("/api/data"), auth)[1])
+
+        with pytest.raises(AuthResponseError) as caught:
+            send()
+        message = str(caught.value)
+        assert caught.value.code == "no_token"
+        assert "no CAVE token was found (looked in $CAVE_TOKEN" in message
+        assert "cave-secret.json" in message
+        assert "cave-auth login" in message
+        (hit,) = seen
+        assert hit["headers"].get("X-Requested-With") == "XMLHttpRequest"
+        assert carried(hit) == NOTHING
+
+    @pytest.mark.parametrize("way", WAYS)
+    def test_an_origin_outside_hosts_is_not_marked(
+        self, service: Service, seen: list[dict[str, Any]], way: str
+    ) -> None:
+        auth = CAVETokenAuth(required=False, hosts=["minnie.example.org"])
+        assert fetch(way, service.url("/echo"), auth)[0] == 200
+        (hit,) = seen
+        assert "X-Requested-With" not in hit["headers"]
 
 
 class TestRedirects:

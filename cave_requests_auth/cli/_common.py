@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..account import AuthServer, find_auth_server, missing_terms, user_of
+from ..core import Credentials
 from ..errors import AuthResponseError, InsecureTransportError
 from ..lookup import TokenPlaces
 from ..store import save_token
 from ..text import printable
 from ..tokens import CAVE_TOKEN_ENV, DEFAULT_TOKEN_KEY, mask_token
-from ..transport.requests import CAVETokenAuth
 from ..urls import DEFAULT_SERVER_ADDRESS, normalize_server_address, parse_origin
 from ._output import PROG, CommandError
 
@@ -95,9 +95,9 @@ def server_of(args: argparse.Namespace) -> str:
     return str(args.server or DEFAULT_SERVER_ADDRESS)
 
 
-def auth_of(args: argparse.Namespace) -> CAVETokenAuth:
+def auth_of(args: argparse.Namespace) -> Credentials:
     """The auth a request would use with these options."""
-    return CAVETokenAuth(
+    return Credentials(
         server_address=args.server,
         token_file=args.token_file,
         token_key=args.token_key,
@@ -122,7 +122,7 @@ def refused_over_http(origin: object) -> CommandError:
     )
 
 
-def attachment_for(auth: CAVETokenAuth, url: str) -> Attachment | None:
+def attachment_for(auth: Credentials, url: str) -> Attachment | None:
     """What a request to ``url`` would carry, by the rules every request follows.
 
     Raises:

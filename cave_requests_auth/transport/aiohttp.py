@@ -44,15 +44,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from .. import errors
-from ..core import Chain, Credentials
-from ..refusals import Answer, Refusal, report
+from ..core import Credentials
+from ..exchange import answer, error_for
+from ..refusals import Answer, report
 from ..urls import origin_key, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment, bearer_of
+from ..wire import MAX_ERROR_BODY, Attachment, Chain, bearer_of
 
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
@@ -112,8 +113,7 @@ def _direct(url: str) -> str | None:
 
 
 def _attach(request: ClientRequest, attachment: Attachment) -> None:
-    if attachment.header is not None:
-        request.headers.update(attachment.headers(request.headers.get("Cookie")))
+    request.headers.update(attachment.headers(request.headers.get("Cookie")))
 
 
 def _rewindable(request: ClientRequest) -> bool:
@@ -208,14 +208,12 @@ class CAVEAuthMiddleware(Credentials):
             status = response.status
         chain = exchange.chain
         exchange.answers.append(
-            Answer(
-                method=request.method,
-                url=url,
-                status=status,
-                content_type=response.headers.get("Content-Type", ""),
-                www_authenticate=response.headers.get("WWW-Authenticate", ""),
-                location=response.headers.get("Location") if status < 400 else None,
-                body=await _body(response),
+            answer(
+                request.method,
+                url,
+                status,
+                response.headers,
+                await _body(response),
                 bearer=bearer_of(request.headers.get("Authorization")),
                 sent=attachment,
                 elsewhere=not first and not same_origin(origin_key(url), chain.key),
@@ -223,7 +221,7 @@ class CAVEAuthMiddleware(Credentials):
         )
         if attachment is not None:
             try:
-                report(self, exchange.answers, self._error_for(response))
+                report(self, exchange.answers, error_for(response, AuthResponseError))
             except AuthResponseError:
                 response.release()
                 raise
@@ -279,15 +277,3 @@ class CAVEAuthMiddleware(Credentials):
         chain.replace(newer)  # the hops that follow carry the new token
         _attach(request, newer)
         return newer, await handler(request)
-
-    @staticmethod
-    def _error_for(response: ClientResponse) -> Callable[[Refusal], AuthResponseError]:
-        def make(refusal: Refusal) -> AuthResponseError:
-            return AuthResponseError(
-                refusal.message,
-                code=refusal.code,
-                response=response,
-                tos_form_url=refusal.tos_form_url,
-            )
-
-        return make

@@ -1,4 +1,4 @@
-"""requests: ``CAVETokenAuth`` (``auth=`` and ``session.auth``) and ``raise_for_auth``.
+"""requests: ``CAVETokenAuth`` for ``auth=`` and ``session.auth``.
 
 Translation only; every decision is :mod:`cave_requests_auth.core`'s. requests
 applies an auth object once, when a request is prepared, before it merges the
@@ -11,134 +11,23 @@ and nothing else. Redirect hops are made by requests itself (it strips
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-from requests import Response
 from requests.auth import AuthBase
-from requests.exceptions import UnrewindableBodyError
-from requests.utils import get_environ_proxies, rewind_body, select_proxy
 
 from ..core import Credentials
-from ..errors import AuthResponseError
-from ..refusals import Answer, Refusal, describe, report
-from ..urls import same_origin
-from ..wire import MAX_ERROR_BODY, Attachment, bearer_of, merge_cookie
+from ..exchange import SENT_ATTRIBUTE, answers_of, attach, body_of, error_for, rewindable
+from ..refusals import report
+from ..wire import environment_proxy
 
 if TYPE_CHECKING:
-    from requests import PreparedRequest
-    from requests.structures import CaseInsensitiveDict
+    from requests import PreparedRequest, Response
 
-__all__ = ["SENT_ATTRIBUTE", "CAVETokenAuth", "answers_of", "environment_proxy", "raise_for_auth"]
+    from ..wire import Attachment
 
-SENT_ATTRIBUTE = "_cave_sent"
-"""The :class:`.core.Attachment` on a ``PreparedRequest`` these credentials prepared.
+__all__ = ["CAVETokenAuth"]
 
-``PreparedRequest.copy()`` does not carry it, so the redirect hops requests
-makes never have it (an assumption ``tests/test_upstream.py`` checks).
-"""
 _RETRIED_ATTRIBUTE = "_cave_retried"
-
-
-def environment_proxy(url: str) -> str | None:
-    """The environment's proxy requests would send a plain ``http`` request to ``url`` through.
-
-    Exactly as requests applies them (``NO_PROXY`` included); the environment is
-    scanned first, since requests' own lookup costs tens of microseconds.
-    """
-    for name in os.environ:
-        if name[-6:].lower() == "_proxy":
-            return select_proxy(url, get_environ_proxies(url))
-    return None
-
-
-def _body(response: Response) -> bytes:
-    """The body of a refusal, bounded; nothing for other answers."""
-    if response.status_code not in (400, 401, 403):
-        return b""
-    length = response.headers.get("Content-Length", "0")
-    if length.isdigit() and int(length) > MAX_ERROR_BODY:
-        return b""
-    return response.content[:MAX_ERROR_BODY]
-
-
-def answers_of(response: Response, credentials: Credentials | None = None) -> list[Answer]:
-    """The hops of ``response`` (its history first) as the values :mod:`.refusals` reads."""
-    hops = (*response.history, response)
-    # A 401 answered before a retry notes what it refused: its request, attached
-    # again in place, now carries the new token.
-    known = [
-        getattr(hop, SENT_ATTRIBUTE, None) or getattr(hop.request, SENT_ATTRIBUTE, None)
-        for hop in hops
-    ]
-    answers = []
-    for index, hop in enumerate(hops):
-        request = hop.request
-        authorization = request.headers.get("Authorization") if request is not None else None
-        sent = known[index]
-        if sent is not None and sent.header is not None:
-            authorization = sent.header
-        if sent is None and authorization is not None:
-            sent = next((a for a in known if a is not None and a.header == authorization), None)
-            if sent is None and credentials is not None:
-                sent = credentials.sent_with(str(hop.url), str(authorization))
-        answers.append(
-            Answer(
-                method=str(request.method) if request is not None else "GET",
-                url=str(hop.url or (request.url if request is not None else "")),
-                status=hop.status_code,
-                content_type=hop.headers.get("Content-Type", ""),
-                www_authenticate=hop.headers.get("WWW-Authenticate", ""),
-                location=hop.headers.get("Location") if hop.is_redirect else None,
-                body=_body(hop),
-                bearer=bearer_of(authorization),
-                sent=sent,
-                elsewhere=index > 0 and not same_origin(str(hop.url), str(hops[0].url)),
-            )
-        )
-    return answers
-
-
-def error_for(response: Any) -> Any:
-    """A maker of the :class:`AuthResponseError` for a refusal in ``response``."""
-
-    def make(refusal: Refusal) -> AuthResponseError:
-        return AuthResponseError(
-            refusal.message, code=refusal.code, response=response, tos_form_url=refusal.tos_form_url
-        )
-
-    return make
-
-
-def _add_cookie(headers: CaseInsensitiveDict[str], cookie: str) -> None:
-    """Merge ``cookie`` into the ``Cookie`` header (a loop over the few names is
-    cheaper than the KeyError a lookup of a missing header raises and catches)."""
-    for name in headers:
-        if name.lower() == "cookie":
-            headers["Cookie"] = merge_cookie(headers[name], cookie)
-            return
-    headers["Cookie"] = cookie
-
-
-def attach(request: PreparedRequest, attachment: Attachment) -> None:
-    """Put ``attachment``'s headers on ``request`` and note what was sent."""
-    if attachment.header is not None:
-        request.headers["Authorization"] = attachment.header
-        if attachment.cookie is not None:
-            _add_cookie(request.headers, attachment.cookie)
-    setattr(request, SENT_ATTRIBUTE, attachment)
-
-
-def rewindable(request: PreparedRequest) -> bool:
-    """Whether the body can be sent again; a seekable file is rewound to where it began."""
-    body = request.body
-    if body is None or isinstance(body, (bytes, str)):
-        return True
-    try:
-        rewind_body(request)
-    except UnrewindableBodyError:
-        return False  # a generator or other one-shot body
-    return True
 
 
 class CAVETokenAuth(Credentials, AuthBase):
@@ -146,7 +35,8 @@ class CAVETokenAuth(Credentials, AuthBase):
 
     Args:
         token: the token itself; otherwise it is looked up for each request's
-            host (``CAVE_TOKEN``, then the secret files; see :func:`find_token`).
+            host (``CAVE_TOKEN``, ``CAVE_TOKEN_FILE``, then the secret files; see
+            :func:`find_token`).
         server_address: the auth server (default :data:`DEFAULT_SERVER_ADDRESS`);
             its ``<netloc>-cave-secret.json`` is searched before the default file,
             and its pages are named in messages.
@@ -162,7 +52,9 @@ class CAVETokenAuth(Credentials, AuthBase):
         allow_insecure_http: allow plain ``http://`` to hosts that are not loopback
             (and to loopback through a proxy).
         required: where no token is found, raise :class:`TokenNotFoundError`
-            before sending (default), or send the request without one.
+            before sending (default), or send the request without one, marked
+            ``X-Requested-With: XMLHttpRequest`` so that a CAVE service answers
+            ``401 no_token`` rather than redirect to its login page.
         raise_on_auth_error: raise :class:`AuthResponseError` from the request
             call when the service refuses the token (otherwise a warning is
             logged once per origin and kind of failure, and the response returned).
@@ -176,20 +68,6 @@ class CAVETokenAuth(Credentials, AuthBase):
         TypeError, ValueError: ``hosts``, ``token_key`` or ``server_address`` are malformed.
     """
 
-    def attachment_for(self, url: str) -> Attachment | None:
-        """What a request to ``url`` carries (cached per origin); ``None`` outside ``hosts=``.
-
-        Raises:
-            InsecureTransportError, TokenNotFoundError, InvalidTokenError,
-            TokenFileError: as a request to ``url`` would.
-        """
-        return self.attachment(url, environment_proxy)
-
-    def headers_for(self, url: str) -> dict[str, str]:
-        """The headers this auth adds to a request to ``url``: ``{}`` where none."""
-        attachment = self.attachment_for(url)
-        return {} if attachment is None else attachment.headers()
-
     def _setup(self) -> None:
         super()._setup()
         self._hook = self.handle_response
@@ -202,13 +80,7 @@ class CAVETokenAuth(Credentials, AuthBase):
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
         if attachment is not None:
-            header = attachment.header  # attach(), inlined: this is the hot path
-            if header is not None:
-                headers = request.headers
-                headers["Authorization"] = header
-                if attachment.cookie is not None:
-                    _add_cookie(headers, attachment.cookie)
-            setattr(request, SENT_ATTRIBUTE, attachment)
+            attach(request, attachment)
             hooks = request.hooks["response"]
             if self._hook not in hooks:
                 hooks.append(self._hook)
@@ -227,7 +99,7 @@ class CAVETokenAuth(Credentials, AuthBase):
                 sent,
                 status,
                 response.headers.get("Content-Type", ""),
-                _body(response),
+                body_of(response),
                 from_hop=False,
                 rewindable=rewindable(request),
             )
@@ -259,36 +131,3 @@ class CAVETokenAuth(Credentials, AuthBase):
         new_response.history.append(response)
         new_response.request = request
         return new_response
-
-
-def raise_for_auth(response: Any) -> None:
-    """Raise :class:`AuthResponseError` if ``response`` is a CAVE auth failure.
-
-    Call it where ``raise_for_status`` would be called; other responses,
-    errors included, pass through. Takes a :class:`requests.Response`, a
-    urllib3 response or an httpx response.
-
-    Raises:
-        AuthResponseError: a 401, a 403, a CAVE ``bad_auth_header`` 400, or a
-            redirect to the login page.
-        TypeError: ``response`` is none of these (an aiohttp response: use
-            ``CAVEAuthMiddleware(raise_on_auth_error=True)``).
-    """
-    if isinstance(response, Response):
-        answers = answers_of(response)
-    elif type(response).__module__.startswith("aiohttp"):
-        raise TypeError(
-            "raise_for_auth cannot read an aiohttp response (its body is read with await); "
-            "use CAVEAuthMiddleware(raise_on_auth_error=True) instead."
-        )
-    elif type(response).__module__.startswith("httpx"):
-        from .httpx import answers_of_httpx  # httpx is imported: the response is its
-
-        answers = answers_of_httpx(response)
-    else:
-        from .urllib3 import answers_of_urllib3
-
-        answers = answers_of_urllib3(response)
-    refusal = describe(answers)
-    if refusal is not None:
-        raise error_for(response)(refusal)

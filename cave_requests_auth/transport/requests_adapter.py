@@ -19,24 +19,19 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import InvalidSchema
 from requests.utils import select_proxy
 
-from ..core import Chain
+from ..exchange import SENT_ATTRIBUTE, answers_of, attach, body_of, error_for, rewindable
 from ..refusals import report
 from ..urls import origin_key, same_origin
-from ..wire import COOKIE_NAME, ProxyOf, bearer_of
-from .requests import (
-    CAVETokenAuth,
-    _body,
-    answers_of,
-    attach,
-    error_for,
-    rewindable,
-)
+from ..wire import COOKIE_NAME, Chain, ProxyOf, bearer_of
+from .requests import CAVETokenAuth
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from http.cookiejar import Cookie
 
     from requests import PreparedRequest, Response, Session
+
+    from ..wire import Attachment
 
 __all__ = ["CAVEAuthAdapter"]
 
@@ -188,20 +183,32 @@ class CAVEAuthAdapter(HTTPAdapter):
             report(self.auth, answers, error_for(response))
         return response
 
+    def _carrying(
+        self, request: PreparedRequest, attachment: Attachment, *args: Any, **kwargs: Any
+    ) -> Response:
+        """Send ``request`` carrying ``attachment``: in place, its headers swapped for a
+        copy with the token while it is sent. ``response.request`` is the request itself,
+        noting what it carried; the hops requests copies from it carry nothing of ours."""
+        headers = request.headers
+        request.headers = headers.copy()
+        attach(request, attachment)
+        try:
+            response: Response = super().send(request, *args, **kwargs)
+        finally:
+            request.headers = headers
+        return response
+
     def _send(
         self,
         request: PreparedRequest,
-        attachment: Any,
+        attachment: Attachment,
         chain: Chain,
         first: bool,
         *args: Any,
         **kwargs: Any,
     ) -> Response:
-        """Send a copy carrying ``attachment`` (the request requests copies hops from stays
-        clean); retry a ``401 invalid_token`` once where the rules say so."""
-        sent = request.copy()
-        attach(sent, attachment)
-        response: Response = super().send(sent, *args, **kwargs)
+        """Send with ``attachment``; retry a ``401 invalid_token`` once where the rules say so."""
+        response = self._carrying(request, attachment, *args, **kwargs)
         if response.status_code != 401:
             return response
         newer = self.auth.retry_with(
@@ -209,7 +216,7 @@ class CAVEAuthAdapter(HTTPAdapter):
             attachment,
             401,
             response.headers.get("Content-Type", ""),
-            _body(response),
+            body_of(response),
             from_hop=not first,
             rewindable=rewindable(request),
         )
@@ -217,9 +224,8 @@ class CAVEAuthAdapter(HTTPAdapter):
             return response
         response.content  # noqa: B018  (read the 401, so the connection can be reused)
         response.close()
+        setattr(response, SENT_ATTRIBUTE, attachment)  # what the 401 refused
         chain.replace(newer)  # the hops that follow carry the new token
-        again = request.copy()
-        attach(again, newer)
-        retried: Response = super().send(again, *args, **kwargs)
+        retried = self._carrying(request, newer, *args, **kwargs)
         retried.history.append(response)
         return retried

@@ -11,23 +11,20 @@ replacing the headers the hop inherited. So a caller's
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any
 
 from urllib3 import PoolManager, ProxyManager
 
-from ..core import Chain, Credentials
-from ..refusals import Answer
-from ..urls import origin_key, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment
-from .requests import CAVETokenAuth, environment_proxy
+from ..core import Credentials
+from ..exchange import EXCHANGE_ATTRIBUTE, Exchange
+from ..wire import MAX_ERROR_BODY, Attachment, Chain, drop_cookie
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["CAVEPoolManager", "CAVEProxyManager", "answers_of_urllib3", "auth_headers"]
+__all__ = ["CAVEPoolManager", "CAVEProxyManager", "auth_headers"]
 
 _chain: contextvars.ContextVar[Chain | None] = contextvars.ContextVar(
     "cave_requests_auth_chain", default=None
@@ -52,15 +49,16 @@ def auth_headers(url: str, **token_kwargs: Any) -> dict[str, str]:
             ``Cookie`` header is included: merge it with yours).
 
     Returns:
-        ``{"Authorization": "Bearer …"}`` (and ``"Cookie"`` where asked), or ``{}``
-        for a host outside ``hosts=`` or with ``required=False`` and no token.
+        ``{"Authorization": "Bearer …"}`` (and ``"Cookie"`` where asked); ``{}`` for a
+        host outside ``hosts=``; with ``required=False`` and no token,
+        ``{"X-Requested-With": "XMLHttpRequest"}``, so that a CAVE service answers
+        ``401 no_token`` rather than redirect to its login page.
 
     Raises:
         InsecureTransportError, TokenNotFoundError, InvalidTokenError,
         TokenFileError: as a request through :class:`CAVETokenAuth` would.
     """
-    attachment = Credentials(**token_kwargs).attachment(url, environment_proxy)
-    return {} if attachment is None else attachment.headers()
+    return Credentials(**token_kwargs).headers_for(url)
 
 
 def _headers(
@@ -81,8 +79,7 @@ def _headers(
         if lower == "cookie":
             cookie = value
             if remove is not None and remove.cookie is not None:
-                parts = [p.strip() for p in value.split(";") if p.strip() != remove.cookie]
-                cookie = "; ".join(p for p in parts if p) or None
+                cookie = drop_cookie(value, remove.cookie)
             continue
         headers[name] = value
     if add is not None:
@@ -104,74 +101,10 @@ def _position(body: Any) -> int | None:
         return None
 
 
-class _Exchange(NamedTuple):
-    """Noted on a response a CAVE manager returns: what ``raise_for_auth`` needs to know."""
-
-    method: str
-    url: str
-    final_url: str
-    sent: Attachment | None
-    """What the last hop carried."""
-    replaced: tuple[str, ...]
-    """Tokens a retry replaced: masked too."""
-
-
-_EXCHANGE_ATTRIBUTE = "_cave_exchange"
-
-
-def answers_of_urllib3(response: Any) -> list[Answer]:
-    """A urllib3 response (its ``retries.history`` first) as the values :mod:`.refusals` reads."""
-    if not (hasattr(response, "status") and hasattr(response, "headers")):
-        raise TypeError(
-            f"raise_for_auth takes a requests or urllib3 response, not {type(response).__name__}."
-        )
-    exchange: _Exchange | None = getattr(response, _EXCHANGE_ATTRIBUTE, None)
-    retries = getattr(response, "retries", None)
-    history = [h for h in (retries.history if retries is not None else ()) if h.redirect_location]
-    if exchange is not None:
-        method, first, final = exchange.method, exchange.url, exchange.final_url
-    else:
-        method = history[0].method if history else "GET"
-        final = str(getattr(response, "url", None) or response.geturl() or "")
-        first = str(history[0].url) if history else final
-        if history:
-            final = urljoin(str(history[-1].url), str(history[-1].redirect_location))
-    answers = [
-        Answer(
-            method=str(hop.method or method),
-            url=str(hop.url),
-            status=int(hop.status or 0),
-            location=str(hop.redirect_location),
-            elsewhere=not same_origin(origin_key(str(hop.url)), origin_key(first)),
-        )
-        for hop in history
-    ]
-    status = int(response.status)
-    sent = exchange.sent if exchange is not None else None
-    headers = response.headers
-    answers.append(
-        Answer(
-            method=method,
-            url=final,
-            status=status,
-            content_type=headers.get("Content-Type", ""),
-            www_authenticate=headers.get("WWW-Authenticate", ""),
-            location=headers.get("Location"),
-            body=(response.data or b"")[:MAX_ERROR_BODY] if status in (400, 401, 403) else b"",
-            bearer=None if sent is None or sent.source is None else sent.source.token,
-            sent=sent,
-            bearer_known=exchange is not None,
-            replaced=exchange.replaced if exchange is not None else (),
-            elsewhere=bool(history) and not same_origin(origin_key(final), origin_key(first)),
-        )
-    )
-    return answers
-
-
 class _CAVEManager:
     """``urlopen`` for a pool manager: the chain's rules on every hop, a 401 retried once."""
 
-    auth: CAVETokenAuth
+    auth: Credentials
     headers: Mapping[str, str]
 
     forwards_https = False
@@ -223,8 +156,8 @@ class _CAVEManager:
     def _noted(response: BaseHTTPResponse, method: str, url: str, chain: Chain) -> BaseHTTPResponse:
         """``response``, noting what ``raise_for_auth`` needs (the last hop's token)."""
         sent = None if chain.left else chain.attachment
-        exchange = _Exchange(method, url, chain.last or url, sent, chain.replaced)
-        setattr(response, _EXCHANGE_ATTRIBUTE, exchange)
+        exchange = Exchange(method, url, chain.last or url, sent, chain.replaced)
+        setattr(response, EXCHANGE_ATTRIBUTE, exchange)
         return response
 
     def _send(
@@ -251,20 +184,20 @@ class CAVEPoolManager(_CAVEManager, PoolManager):  # type: ignore[misc]
     >>> http.request("GET", "https://minnie.example.org/segmentation/api/v1/")  # doctest: +SKIP
 
     Args:
-        auth: the :class:`CAVETokenAuth` whose token and rules apply
-            (default: ``CAVETokenAuth()``).
+        auth: the :class:`CAVETokenAuth` (or other binding of this package) whose
+            token and rules apply (default: one with the default arguments).
         **pool_kwargs: for :class:`urllib3.PoolManager` (``num_pools``,
             ``headers``, ``retries``, ``ca_certs``, …). For a proxy, use
             :class:`CAVEProxyManager`.
     """
 
-    def __init__(self, auth: CAVETokenAuth | None = None, **pool_kwargs: Any) -> None:
+    def __init__(self, auth: Credentials | None = None, **pool_kwargs: Any) -> None:
         if "proxy_url" in pool_kwargs:
             raise TypeError(
                 "CAVEPoolManager takes no proxy_url; use CAVEProxyManager(proxy_url, auth=...)."
             )
         super().__init__(**pool_kwargs)
-        self.auth = auth if auth is not None else CAVETokenAuth()
+        self.auth = auth if auth is not None else Credentials()
 
 
 class CAVEProxyManager(_CAVEManager, ProxyManager):  # type: ignore[misc]
@@ -277,13 +210,13 @@ class CAVEProxyManager(_CAVEManager, ProxyManager):  # type: ignore[misc]
 
     Args:
         proxy_url: the proxy, as for :class:`urllib3.ProxyManager`.
-        auth: the :class:`CAVETokenAuth` whose token and rules apply.
+        auth: as for :class:`CAVEPoolManager`.
         **kwargs: for :class:`urllib3.ProxyManager`.
     """
 
-    def __init__(self, proxy_url: str, auth: CAVETokenAuth | None = None, **kwargs: Any) -> None:
+    def __init__(self, proxy_url: str, auth: Credentials | None = None, **kwargs: Any) -> None:
         super().__init__(proxy_url, **kwargs)
-        self.auth = auth if auth is not None else CAVETokenAuth()
+        self.auth = auth if auth is not None else Credentials()
         config = self.proxy_config
         self.forwards_https = bool(config and config.use_forwarding_for_https)
 
