@@ -25,8 +25,7 @@ from .exchange import raise_for_auth
 from .lookup import find_token, load_token, token_file_paths
 from .store import delete_token, save_token
 from .tokens import TokenSource
-from .transport.requests import CAVETokenAuth
-from .transport.requests_adapter import CAVEAuthAdapter
+from .transport.requests import CAVEAuthAdapter, CAVETokenAuth
 from .transport.urllib3 import CAVEPoolManager, CAVEProxyManager, auth_headers
 from .urls import DEFAULT_SERVER_ADDRESS, new_token_url, token_page_url
 

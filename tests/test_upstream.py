@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 class TestRequests:
     def test_prepared_request_copy_shares_its_hooks(self) -> None:
-        """requests_adapter: a chain's hops find its Chain in the hooks they share."""
+        """transport.requests: a chain's hops find its Chain in the hooks they share."""
         request = requests.Request("GET", "https://a.example/").prepare()
         copy = request.copy()
         assert copy.hooks is request.hooks
@@ -60,7 +60,7 @@ class TestRequests:
         assert prepared.hooks["response"] is not session.hooks["response"]
 
     def test_response_hooks_run_on_every_hop(self, service: Service) -> None:
-        """requests_adapter: the chain hook notes each hop's origin, whoever sent it."""
+        """transport.requests: the chain hook notes each hop's origin, whoever sent it."""
         urls: list[str] = []
         hop = service.redirect(service.url("/echo"), 302, host="localhost")
         requests.get(
@@ -84,7 +84,7 @@ class TestRequests:
         assert seen == [prepared]  # prepared, and so authed, with no proxies in sight
 
     def test_the_adapter_is_given_the_proxies_of_the_call(self, service: Service) -> None:
-        """requests_adapter: the proxy decision uses the proxies send() receives."""
+        """transport.requests: the proxy decision uses the proxies send() receives."""
         got: dict[str, Any] = {}
 
         class Spy(HTTPAdapter):

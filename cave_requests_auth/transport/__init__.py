@@ -1,6 +1,8 @@
 """The bindings: one module per HTTP library, each only translating for :mod:`..core`.
 
-- :mod:`.requests`: ``CAVETokenAuth`` (``auth=``, ``session.auth``), ``raise_for_auth``;
-- :mod:`.requests_adapter`: ``CAVEAuthAdapter`` and its ``mount``;
-- :mod:`.urllib3`: ``CAVEPoolManager``, ``CAVEProxyManager``, ``auth_headers``.
+- :mod:`.requests`: ``CAVETokenAuth`` (``auth=``, ``session.auth``) and ``CAVEAuthAdapter``;
+- :mod:`.urllib3`: ``CAVEPoolManager``, ``CAVEProxyManager``, ``auth_headers``;
+- :mod:`.httpx`: ``CAVEHttpxAuth``; :mod:`.aiohttp`: ``CAVEAuthMiddleware``.
+
+None imports another: what they share is below them (:mod:`..exchange`, :mod:`..wire`).
 """

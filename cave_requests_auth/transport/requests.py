@@ -1,33 +1,72 @@
-"""requests: ``CAVETokenAuth`` for ``auth=`` and ``session.auth``.
+"""requests: ``CAVETokenAuth`` (``auth=``, ``session.auth``) and ``CAVEAuthAdapter`` (a prefix).
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s. requests
-applies an auth object once, when a request is prepared, before it merges the
-``proxies=`` of the call and the session: the auth sees the environment's
-proxies (``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, as requests applies them)
-and nothing else. Redirect hops are made by requests itself (it strips
-``Authorization`` on a change of host, and swaps in ``~/.netrc`` credentials):
-:class:`.requests_adapter.CAVEAuthAdapter` sees both, and each hop.
+Translation only; every decision is :mod:`cave_requests_auth.core`'s.
+
+- **An auth object** is applied once, when a request is prepared, before
+  requests merges the ``proxies=`` of the call and the session: it sees the
+  environment's proxies (as requests applies them) and nothing else. Redirect
+  hops are made by requests itself, which strips ``Authorization`` on a change
+  of host and swaps in ``~/.netrc`` credentials.
+- **An adapter** sees each request as it is sent (hops included, after any
+  ``~/.netrc`` swap), with the proxies the session really uses. requests makes
+  each hop with ``PreparedRequest.copy()`` of the one before, and the copies
+  share their ``hooks``: the adapter keeps the chain there, in a response hook
+  that sees every hop's answer, whichever adapter sent it. A plainly mounted
+  adapter cannot see a chain that began under another adapter;
+  :meth:`CAVEAuthAdapter.mount` also puts a watcher in ``session.hooks`` that
+  opens a chain for every request the session prepares.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, cast
 
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.exceptions import InvalidSchema
+from requests.utils import select_proxy
 
 from ..core import Credentials
 from ..exchange import SENT_ATTRIBUTE, answers_of, attach, body_of, error_for, rewindable
 from ..refusals import report
-from ..wire import environment_proxy
+from ..urls import origin_key, same_origin
+from ..wire import COOKIE_NAME, Chain, bearer_of, environment_proxy
 
 if TYPE_CHECKING:
-    from requests import PreparedRequest, Response
+    from collections.abc import Iterable
+    from http.cookiejar import Cookie
+
+    from requests import PreparedRequest, Response, Session
 
     from ..wire import Attachment
 
-__all__ = ["CAVETokenAuth"]
+__all__ = ["CAVEAuthAdapter", "CAVETokenAuth"]
 
 _RETRIED_ATTRIBUTE = "_cave_retried"
+
+
+def _newer(auth: Credentials, response: Response, sent: Attachment, from_hop: bool) -> Any:
+    """The token to send a ``401`` request with once more (:meth:`.core.Credentials.retry_with`)."""
+    request = response.request
+    return auth.retry_with(
+        str(request.url),
+        sent,
+        response.status_code,
+        response.headers.get("Content-Type", ""),
+        body_of(response),
+        from_hop=from_hop,
+        rewindable=rewindable(request),
+    )
+
+
+def _again(refused: Response, sent: Attachment, send: Callable[[], Response]) -> Response:
+    """Read and close the 401 (noting what it refused), send again, keep it in the history."""
+    refused.content  # noqa: B018  (read, so that the connection can be reused)
+    refused.close()
+    setattr(refused, SENT_ATTRIBUTE, sent)  # the request itself will carry the new one
+    response = send()
+    response.history.append(refused)
+    return response
 
 
 class CAVETokenAuth(Credentials, AuthBase):
@@ -94,17 +133,14 @@ class CAVETokenAuth(Credentials, AuthBase):
         request = response.request
         sent = getattr(request, SENT_ATTRIBUTE, None)  # None on hops requests made
         if sent is not None and status == 401 and not getattr(request, _RETRIED_ATTRIBUTE, False):
-            newer = self.retry_with(
-                str(request.url),
-                sent,
-                status,
-                response.headers.get("Content-Type", ""),
-                body_of(response),
-                from_hop=False,
-                rewindable=rewindable(request),
-            )
+            newer = _newer(self, response, sent, from_hop=False)
             if newer is not None:
-                response = self._send_again(response, newer, **kwargs)
+                # Attached in place: requests copies the hops that follow from this request.
+                attach(request, newer)
+                setattr(request, _RETRIED_ATTRIBUTE, True)
+                connection = response.connection
+                response = _again(response, sent, lambda: connection.send(request, **kwargs))
+                response.request = request
         answers = answers_of(response, self)
         if sent is None:  # the hook runs on each hop requests made, without its history
             # requests strips Authorization on a hop to another origin (its
@@ -114,20 +150,158 @@ class CAVETokenAuth(Credentials, AuthBase):
         report(self, answers, error_for(response))
         return response
 
-    def _send_again(self, response: Response, newer: Attachment, **kwargs: Any) -> Response:
-        """Send the request once more with ``newer``, attached in place.
 
-        In place, since requests copies the redirect hops that follow from this
-        very request: they then carry the new token, not the refused one.
-        """
+class _ChainHook:
+    """A response hook holding a request's chain: it sees where each hop went."""
+
+    __slots__ = ("chain", "first")
+
+    def __init__(self, chain: Chain, first: int) -> None:
+        self.chain = chain
+        self.first = first  # id() of the request that began it
+
+    def __call__(self, response: Response, **kwargs: Any) -> Response:
+        self.chain.saw(str(response.url or response.request.url))
+        return response
+
+
+def _chain_hook(request: PreparedRequest) -> _ChainHook | None:
+    return next((h for h in request.hooks["response"] if type(h) is _ChainHook), None)
+
+
+class _Watcher:
+    """In ``session.hooks``: gives a chain that began elsewhere a chain without a token."""
+
+    def __call__(self, response: Response, **kwargs: Any) -> Response:
         request = response.request
-        response.content  # noqa: B018  (read the 401, so the connection can be reused)
-        response.close()
-        setattr(response, SENT_ATTRIBUTE, getattr(request, SENT_ATTRIBUTE, None))
-        attach(request, newer)
-        setattr(request, _RETRIED_ATTRIBUTE, True)
-        assert response.connection is not None
-        new_response: Response = response.connection.send(request, **kwargs)
-        new_response.history.append(response)
-        new_response.request = request
-        return new_response
+        if _chain_hook(request) is None:
+            chain = Chain(origin_key(str(request.url)), None)
+            request.hooks["response"].append(_ChainHook(chain, id(request)))
+        return response
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Watcher
+
+    def __hash__(self) -> int:
+        return hash(_Watcher)
+
+
+class CAVEAuthAdapter(HTTPAdapter):
+    """A transport adapter that attaches a CAVE token to what is sent through it.
+
+    >>> CAVEAuthAdapter.mount(session, "https://minnie.example.org/")  # doctest: +SKIP
+
+    Args:
+        auth: the :class:`CAVETokenAuth` whose token and rules apply
+            (default: ``CAVETokenAuth()``).
+        **http_adapter_kwargs: for :class:`requests.adapters.HTTPAdapter`
+            (``max_retries``, ``pool_connections``, ``pool_maxsize``, ``pool_block``).
+    """
+
+    __attrs__ = [*HTTPAdapter.__attrs__, "auth"]  # noqa: RUF012  (what pickling keeps)
+
+    def __init__(self, auth: Credentials | None = None, **http_adapter_kwargs: Any) -> None:
+        self.auth = auth if auth is not None else CAVETokenAuth()
+        super().__init__(**http_adapter_kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.auth!r})"
+
+    @classmethod
+    def mount(
+        cls, session: Session, prefix: str, auth: Credentials | None = None
+    ) -> CAVEAuthAdapter:
+        """Mount an adapter for ``prefix`` on a session another library made; return it.
+
+        Keeps ``max_retries``, ``pool_maxsize`` and ``pool_block`` of the adapter it
+        replaces; removes CAVE credentials set for the whole session (an
+        ``Authorization: Bearer`` in ``session.headers``, ``middle_auth_token`` jar
+        cookies: those go to every host); puts a watcher in ``session.hooks``, so a
+        redirect into ``prefix`` from another origin gets no token. ``"https://host"``
+        gets a ``/`` (requests matches prefixes as strings: ``host.evil.org`` too).
+
+        The watcher sees what the session prepares; not a request prepared
+        elsewhere and given to ``session.send``, nor one given ``hooks=`` (requests
+        puts them in place of the session's): for those, a chain that began at
+        another origin is not known as one when it reaches ``prefix``.
+        """
+        rest = prefix.partition("://")[2]
+        if rest and "/" not in rest:  # "https://host" would also match https://host.evil.org
+            prefix += "/"
+        try:
+            old = session.get_adapter(prefix)
+        except InvalidSchema:  # no adapter for that scheme (ws://, ftp://): nothing to keep
+            old = None
+        kwargs: dict[str, Any] = {}
+        if isinstance(old, HTTPAdapter):
+            kwargs["max_retries"] = old.max_retries
+            pool_kw = old.poolmanager.connection_pool_kw
+            kwargs.update((f"pool_{k}", pool_kw[k]) for k in ("maxsize", "block") if k in pool_kw)
+        adapter = cls(auth, **kwargs)
+        session.mount(prefix, adapter)
+        if bearer_of(session.headers.get("Authorization")) is not None:
+            del session.headers["Authorization"]
+        for cookie in list(cast("Iterable[Cookie]", session.cookies)):
+            if cookie.name == COOKIE_NAME:
+                session.cookies.clear(cookie.domain, cookie.path, cookie.name)
+        hooks = session.hooks.get("response")
+        hooks = [] if hooks is None else [hooks] if callable(hooks) else list(hooks)
+        if _Watcher() not in hooks:
+            hooks.insert(0, _Watcher())
+        session.hooks["response"] = hooks
+        return adapter
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Send, with the token where the rules and the redirect chain allow it."""
+        url = str(request.url)
+        proxies = kwargs.get("proxies") or (args[4] if len(args) > 4 else None)
+
+        def proxy_of(url: str) -> str | None:
+            return select_proxy(url, dict(proxies)) if proxies else None
+
+        hook = _chain_hook(request)
+        first = hook is None or hook.first == id(request)  # the chain's first request?
+        if hook is None or first:
+            chain = self.auth.start(url, proxy_of)
+            if hook is None:
+                request.hooks["response"].append(_ChainHook(chain, id(request)))
+            else:
+                hook.chain = chain
+            attachment = chain.attachment
+        else:
+            chain = hook.chain
+            attachment = self.auth.hop(chain, url, proxy_of)
+        if attachment is None:
+            return super().send(request, *args, **kwargs)
+        response = self._carrying(request, attachment, *args, **kwargs)
+        newer = (
+            _newer(self.auth, response, attachment, not first)
+            if response.status_code == 401
+            else None
+        )
+        if newer is not None:
+            chain.replace(newer)  # the hops that follow carry the new token
+            response = _again(
+                response, attachment, lambda: self._carrying(request, newer, *args, **kwargs)
+            )
+        if response.status_code >= 300:  # a refusal, maybe
+            answers = answers_of(response, self.auth)
+            if not first:
+                elsewhere = not same_origin(origin_key(url), chain.key)
+                answers = [answers[-1]._replace(elsewhere=elsewhere)]
+            report(self.auth, answers, error_for(response))
+        return response
+
+    def _carrying(
+        self, request: PreparedRequest, attachment: Attachment, *args: Any, **kwargs: Any
+    ) -> Response:
+        """Send ``request`` carrying ``attachment``: in place, its headers swapped for a
+        copy with the token while it is sent. ``response.request`` is the request itself,
+        noting what it carried; the hops requests copies from it carry nothing of ours."""
+        headers = request.headers
+        request.headers = headers.copy()
+        attach(request, attachment)
+        try:
+            return super().send(request, *args, **kwargs)
+        finally:
+            request.headers = headers
