@@ -5,7 +5,8 @@ Standard library only, so that a worker process that imports this module stays l
 :class:`Server` listens on one loopback address (``127.0.0.x`` or ``::1``), plain or
 TLS, in a thread, and records every request it receives as a :class:`Seen`, in
 ``server.seen``. It answers through, in this order: ``routes`` (a dict by path), the
-``route`` function it was given, or the built-in routes:
+``route`` function it was given (either may give None: then the built-in routes
+answer), or the built-in routes:
 
 - ``/echo``: 200, JSON ``{"ok", "path", "headers", "body"}`` (what arrived);
 - ``/redirect?status=&to=``: a redirect (:meth:`Server.redirect` builds the URL);
@@ -36,13 +37,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, quote, urlsplit
 
 __all__ = ["Seen", "Server", "invalid_token_answer", "json_answer", "request_body"]
 
 Answer = tuple[int, dict[str, str], bytes]
-Route = Callable[["Seen"], Answer]
+Route = Callable[["Seen"], Optional[Answer]]  # None: the built-in routes answer
 REALM = "https://auth.invalid/auth/api/v1/authorize"
 INVALID_401 = {"error": "invalid_token", "message": "Unauthorized - Token is Invalid or Expired"}
 
@@ -242,8 +243,9 @@ class Server(ThreadingHTTPServer):
 
     def answer(self, seen: Seen) -> Answer:
         route = self.routes.get(seen.path) or self.route
-        if route is not None:
-            return route(seen)
+        answer = route(seen) if route is not None else None
+        if answer is not None:
+            return answer
         path, authorization = seen.path, seen.authorization or ""
         token = authorization.removeprefix("Bearer ")
         if path == "/redirect":
