@@ -2,25 +2,21 @@
 
 Standard library only, so that a worker process that imports this module stays light.
 
-:class:`Server` listens on one loopback address (``127.0.0.x`` or ``::1``), plain or
-TLS, in a thread, and records every request it receives as a :class:`Seen`, in
-``server.seen``. It answers through, in this order: ``routes`` (a dict by path), the
-``route`` function it was given (either may give None: then the built-in routes
-answer), or the built-in routes:
+:class:`Server` listens on a loopback address (``127.0.0.x``, ``::1``), plain or TLS, in a
+thread. It records every request in ``server.seen`` (a :class:`Seen` each) and answers
+through ``routes`` (a dict by path), else its ``route`` function, else (or when either
+gives None) the built-in routes:
 
-- ``/echo``: 200, JSON ``{"ok", "path", "headers", "body"}`` (what arrived);
-- ``/redirect?status=&to=``: a redirect (:meth:`Server.redirect` builds the URL);
+- ``/echo``: 200, JSON of the headers and body; anything else: 200 ``{"ok", "path"}``;
+- ``/redirect?status=&to=`` (:meth:`Server.redirect` builds one);
 - ``/401``: 401 ``invalid_token``; ``/auth``: 200 for the ``accepted`` tokens, else 401;
-- ``/403-echo``: a plain 403 quoting the ``Authorization`` header (``/403-echo-accepted``:
-  the same for accepted tokens, else 401); ``/403-permission-echo``: a CAVE 403
-  ``missing_permission`` whose fields quote the token;
-- anything else: 200, JSON ``{"ok": true, "path": ...}``.
+- ``/403-echo``: a 403 quoting ``Authorization`` (``/403-echo-accepted``: 401 for a token
+  not accepted); ``/403-permission-echo``: a CAVE 403 quoting the token.
 
-``on_hit(seen)`` is called before each answer; the next ``drop`` requests are recorded
-and their connection closed unanswered. A request in absolute form is answered by the
-server itself (it never forwards); with ``proxy=True``, ``CONNECT`` to a loopback
-address, or to a name in ``aliases`` (mapped to a port on 127.0.0.1), is tunnelled.
-Nothing here resolves a name or connects anywhere but loopback.
+``on_hit(seen)`` runs before each answer; the next ``drop`` requests get their connection
+closed unanswered. A request in absolute form is answered, never forwarded; with
+``proxy=True``, ``CONNECT`` to a loopback address, or to a name in ``aliases`` (a port on
+127.0.0.1), is tunnelled. Nothing here resolves a name or leaves loopback.
 """
 
 from __future__ import annotations
@@ -62,7 +58,7 @@ def invalid_token_answer(realm: str = REALM) -> Answer:
 def request_body(handler: BaseHTTPRequestHandler) -> bytes:
     """The body of the request ``handler`` is answering: chunked, or of Content-Length."""
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(handler.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
@@ -142,8 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(*server.answer(seen))
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
-    do_CONNECT = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_CONNECT = _handle
 
     def _send(self, status: int, headers: dict[str, str], content: bytes) -> None:
         self.send_response(status)
@@ -177,9 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
                 for key, _ in events:
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
-                        return None
+                        return
                     key.data.sendall(data)
-        return None
 
 
 class Server(ThreadingHTTPServer):
@@ -261,8 +255,8 @@ class Server(ThreadingHTTPServer):
         if path == "/403-permission-echo":
             data = {"required_permission": token, "auth_dataset": token}
             message = f"Missing permission: {token} for dataset {token}"
-            answer = {"error": "missing_permission", "message": message, "data": data}
-            return json_answer(403, answer)
+            refusal = {"error": "missing_permission", "message": message, "data": data}
+            return json_answer(403, refusal)
         if path != "/echo":
             return json_answer(200, {"ok": True, "path": path})
         headers, body = dict(seen.headers.items()), seen.body.decode("latin-1")
