@@ -11,7 +11,7 @@
   (a trustme certificate for localhost, 127.0.0.1 and ::1), which also serves
   the login page that middle_auth_client redirects browser-like requests to.
 - ``recorder`` and ``recorder_on(host)``: a raw ``http.server`` that records every
-  request (:class:`helpers.Recorder`), on 127.0.0.1 or another loopback address.
+  request (:class:`_loopback.Server`), on 127.0.0.1 or another loopback address.
 - ``audit``: the files opened, names resolved and sockets connected during the test;
   ``resolved``: names other than loopback something tried to resolve (refused).
 - ``umask`` (parametrized: 000 and 022) and ``browser`` (a fake ``$BROWSER`` that
@@ -35,13 +35,14 @@ from typing import Any, Callable
 import pytest
 from middle_auth_client import decorators as mac
 
+from _loopback import Server
 from cave_requests_auth import lookup
 from helpers import (
     LOOPBACK_NAMES,
+    OTHER_TOKEN,
     PROXY_VARIABLES,
+    VALID_TOKEN,
     AuditLog,
-    Recorder,
-    Recorders,
     Service,
     lookup_user,
     make_app,
@@ -185,22 +186,33 @@ def read_only() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def _recorders() -> Iterator[Recorders]:
-    made = Recorders()
+def _recorders() -> Iterator[dict[str, Server]]:
+    made: dict[str, Server] = {}
     yield made
-    made.close()
+    for server in made.values():
+        server.close()
 
 
 @pytest.fixture
-def recorder(_recorders: Recorders) -> Recorder:
-    """A :class:`Recorder` on 127.0.0.1 (another port than ``service``), cleared."""
-    return _recorders.on("127.0.0.1")
+def recorder_on(_recorders: dict[str, Server]) -> Callable[[str], Server]:
+    """A recording :class:`Server` on a loopback address of the test's choice, reset.
+
+    One per address for the session; ``/auth`` takes ``VALID_TOKEN`` and ``OTHER_TOKEN``.
+    """
+
+    def on(host: str) -> Server:
+        if host not in _recorders:
+            _recorders[host] = Server(host, accepted=(VALID_TOKEN, OTHER_TOKEN))
+        _recorders[host].reset()
+        return _recorders[host]
+
+    return on
 
 
 @pytest.fixture
-def recorder_on(_recorders: Recorders) -> Callable[[str], Recorder]:
-    """A :class:`Recorder` on a loopback address of the test's choice, cleared."""
-    return _recorders.on
+def recorder(recorder_on: Callable[[str], Server]) -> Server:
+    """A recording :class:`Server` on 127.0.0.1 (another port than ``service``), reset."""
+    return recorder_on("127.0.0.1")
 
 
 @pytest.fixture

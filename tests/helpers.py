@@ -9,12 +9,6 @@ fixtures built on these live in ``conftest.py``.
   or ``NOTHING`` for a request the service saw.
 - :class:`Service`: the Flask app protected by the real ``middle_auth_client``
   decorators that the ``service`` and ``tls_service`` fixtures run.
-- :class:`Recorder`: a small HTTP/1.1 server on any loopback address, in this
-  process, that records every request it answers (path, headers, body, and the
-  client's port: two requests on one kept-alive connection share it) and can be
-  told to answer 401 ``invalid_token``, echo the token back in a 403,
-  redirect, or close the connection unanswered. Unlike the werkzeug service it
-  is raw ``http.server``, so a test controls every byte of the answer.
 - :class:`AuditLog`: what ``sys.addaudithook`` sees while it listens: files
   opened, sockets connected, names resolved. An audit hook cannot be removed,
   so one hook is installed once and does nothing while no log listens.
@@ -32,17 +26,15 @@ import inspect
 import io
 import json
 import os
-import socket
 import ssl
 import stat
 import sys
 import threading
 import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import quote
 
 import flask
 import pytest
@@ -51,7 +43,6 @@ from middle_auth_client import decorators as mac
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
-from _loopback import request_body
 from cave_requests_auth import CAVEAuthAdapter, CAVEPoolManager, CAVETokenAuth, TokenFileError
 from cave_requests_auth.cli import main
 from cave_requests_auth.core import Credentials
@@ -687,178 +678,6 @@ def serve_app(app: flask.Flask, ssl_context: Any = None) -> tuple[Any, threading
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
-
-
-# -- the recorder --------------------------------------------------------------------------
-
-ACCEPTED_TOKENS = (VALID_TOKEN, OTHER_TOKEN)
-REALM = 'Bearer realm="https://auth.example.invalid/sticky_auth/api/v1/authorize"'
-
-
-class Hit(NamedTuple):
-    """One request a :class:`Recorder` answered."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    client_port: int
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("Authorization")
-
-    @property
-    def cookie(self) -> str | None:
-        return self.headers.get("Cookie")
-
-
-def _json(status: int, data: Any, extra: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/json", **(extra or {})}, json.dumps(data).encode()
-
-
-INVALID_TOKEN_ANSWER = {
-    "error": "invalid_token",
-    "message": "Unauthorized - Token is Invalid or Expired",
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a re-send on the same connection is visible
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _handle(self) -> None:
-        body = request_body(self)
-        hit = Hit(
-            self.command,
-            self.path,
-            {name: value for name, value in self.headers.items()},
-            body,
-            self.client_address[1],
-        )
-        recorder = self.server.recorder
-        with recorder.lock:
-            recorder.hits.append(hit)
-            dropped = recorder.drop > 0
-            recorder.drop -= dropped
-        if dropped:  # no answer: the client sees the connection closed
-            self.close_connection = True
-            return
-        status, headers, content = recorder.answer(hit)
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        self.wfile.write(content)
-
-    do_GET = do_POST = do_PUT = _handle
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    recorder: Recorder
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class Recorder:
-    """A recording HTTP/1.1 server on ``host`` (``127.0.0.1``, ``127.0.0.2``, ``::1``).
-
-    Routes: ``/echo`` (200, the headers and body as JSON); ``/401`` (401
-    ``invalid_token``); ``/auth`` (200 for :data:`ACCEPTED_TOKENS`, else 401
-    ``invalid_token``); ``/403-echo`` (a plain 403 whose text quotes the
-    ``Authorization`` header); ``/403-echo-accepted`` (the same for accepted tokens,
-    else 401 ``invalid_token``); ``/403-permission-echo`` (a CAVE 403
-    ``missing_permission`` whose fields quote it); ``/redirect?status=&to=``.
-    ``on_hit`` is called with each hit before it is answered; the next ``drop``
-    requests are recorded but not answered (their connection is closed).
-    """
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.hits: list[Hit] = []
-        self.lock = threading.Lock()
-        self.on_hit: Callable[[Hit], None] | None = None
-        self.drop = 0  # how many of the next requests get no answer, their connection closed
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, 0), _Handler)
-        self._server.recorder = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str = "/echo", host: str | None = None) -> str:
-        name = host or (f"[{self.host}]" if ":" in self.host else self.host)
-        return f"http://{name}:{self.port}{path}"
-
-    def redirect(self, to: str, status: int = 302, host: str | None = None) -> str:
-        return self.url(f"/redirect?status={status}&to={quote(to, safe='')}", host)
-
-    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
-        if self.on_hit is not None:
-            self.on_hit(hit)
-        parts = urlsplit(hit.path)
-        authorization = hit.authorization or ""
-        token = authorization.removeprefix("Bearer ")
-        if parts.path == "/echo":
-            return _json(200, {"headers": hit.headers, "body": hit.body.decode("latin-1")})
-        refusing = parts.path in ("/auth", "/403-echo-accepted") and token not in ACCEPTED_TOKENS
-        if parts.path == "/401" or refusing:
-            return _json(401, INVALID_TOKEN_ANSWER, {"WWW-Authenticate": REALM})
-        if parts.path == "/auth":
-            return _json(200, {"token": "accepted", "body": hit.body.decode("latin-1")})
-        if parts.path in ("/403-echo", "/403-echo-accepted"):
-            text = f"Forbidden: the key {authorization} has no access".encode()
-            return 403, {"Content-Type": "text/plain"}, text
-        if parts.path == "/403-permission-echo":
-            return _json(
-                403,
-                {
-                    "error": "missing_permission",
-                    "message": f"Missing permission: {token} for dataset {token}",
-                    "data": {"required_permission": token, "auth_dataset": token},
-                },
-            )
-        if parts.path == "/redirect":
-            query = parse_qs(parts.query)
-            return int(query["status"][0]), {"Location": query["to"][0]}, b""
-        return 404, {"Content-Type": "text/plain"}, b"not found"
-
-    def clear(self) -> None:
-        with self.lock:
-            self.hits.clear()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
-class Recorders:
-    """One :class:`Recorder` per loopback address, started on first use and kept."""
-
-    def __init__(self) -> None:
-        self.made: dict[str, Recorder] = {}
-
-    def on(self, host: str) -> Recorder:
-        """The recorder on ``host``, cleared: no hits, no ``on_hit``."""
-        if host not in self.made:
-            self.made[host] = Recorder(host)
-        recorder = self.made[host]
-        recorder.clear()
-        recorder.on_hit = None
-        recorder.drop = 0
-        return recorder
-
-    def close(self) -> None:
-        for recorder in self.made.values():
-            recorder.close()
 
 
 # -- audit events --------------------------------------------------------------------------

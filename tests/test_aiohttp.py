@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 import cave_requests_auth
+from _loopback import Server
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthError,
@@ -41,7 +42,6 @@ from helpers import (
     TOKEN_AND_COOKIE,
     TOS_TOKEN,
     VALID_TOKEN,
-    Recorder,
     Service,
     carried,
     write_secret,
@@ -299,7 +299,7 @@ class TestRedirects:
         assert hits(seen) == [(OTHER, TOKEN)]
 
     def test_after_a_hop_failed_only_that_hop_sent_again_is_taken_as_its_hop(
-        self, service: Service, seen: list[dict[str, Any]], recorder: Recorder
+        self, service: Service, seen: list[dict[str, Any]], recorder: Server
     ) -> None:
         # aiohttp sends a hop once more when its connection drops (test_upstream.py): the
         # middleware notes the failed hop, so a request to its URL next is still that hop.
@@ -317,7 +317,7 @@ class TestRedirects:
 
         asyncio.run(run())
         assert hits(seen) == [("127.0.0.1", TOKEN), ("127.0.0.1", TOKEN)]
-        assert [hit.authorization for hit in recorder.hits] == [None, None, None, BEARER]
+        assert [hit.authorization for hit in recorder.seen] == [None, None, None, BEARER]
 
 
 class TestServerAnswers:

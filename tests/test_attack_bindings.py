@@ -1,7 +1,7 @@
 """Attacks from outside on the bindings: where does the token go that it must not?
 
 Each test drives a real client (httpx, aiohttp, fsspec, requests, urllib3)
-against loopback servers that record what reaches them (``_attack_servers``):
+against loopback servers that record what reaches them (``_loopback.Server``):
 ``A`` on 127.0.0.1 (also reached as ``localhost``, another host to every
 client), ``B`` on 127.0.0.2, ``TLS`` on 127.0.0.1 with a throw-away CA, and a
 recording proxy. Tokens are made per test and never appear in a test's
@@ -33,11 +33,11 @@ import pytest
 import requests
 import trustme
 import urllib3
-from _attack_servers import Proxy, Recording, Seen, invalid_token_answer, json_answer, redirect
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 import cave_requests_auth
+from _loopback import Seen, Server, invalid_token_answer, json_answer
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
@@ -69,10 +69,10 @@ def servers(ca: trustme.CA) -> Iterator[dict[str, Any]]:
     names = ("127.0.0.1", "localhost", "cave.invalid", "cave.invalid.attacker.invalid")
     ca.issue_cert(*names).configure_cert(server_tls)
     made = {
-        "a": Recording("127.0.0.1"),
-        "b": Recording("127.0.0.2"),
-        "tls": Recording("127.0.0.1", tls=server_tls),
-        "proxy": Proxy("127.0.0.1"),
+        "a": Server("127.0.0.1"),
+        "b": Server("127.0.0.2"),
+        "tls": Server("127.0.0.1", tls=server_tls),
+        "proxy": Server("127.0.0.1", proxy=True),
     }
     yield made
     for server in made.values():
@@ -80,22 +80,22 @@ def servers(ca: trustme.CA) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def a(servers: dict[str, Any]) -> Recording:
+def a(servers: dict[str, Any]) -> Server:
     return servers["a"]
 
 
 @pytest.fixture
-def b(servers: dict[str, Any]) -> Recording:
+def b(servers: dict[str, Any]) -> Server:
     return servers["b"]
 
 
 @pytest.fixture
-def tls(servers: dict[str, Any]) -> Recording:
+def tls(servers: dict[str, Any]) -> Server:
     return servers["tls"]
 
 
 @pytest.fixture
-def proxy(servers: dict[str, Any]) -> Proxy:
+def proxy(servers: dict[str, Any]) -> Server:
     return servers["proxy"]
 
 
@@ -183,7 +183,7 @@ def clean(seen: list[Seen], secret: str) -> bool:
     )
 
 
-def by_host(server: Recording, host: str) -> list[Seen]:
+def by_host(server: Server, host: str) -> list[Seen]:
     return [s for s in server.seen if s.headers.get("host", "").split(":")[0] == host]
 
 
@@ -239,11 +239,11 @@ def httpx_by_hand(kind: str, auth: Any, url: str, **client: Any) -> list[httpx.R
 @pytest.mark.parametrize("kind", CLIENTS)
 @pytest.mark.parametrize("other", ["127.0.0.2", "localhost"])
 def test_httpx_followed_redirect_to_another_host_carries_neither_header_nor_cookie(
-    kind: str, code: int, other: str, token: str, a: Recording, b: Recording
+    kind: str, code: int, other: str, token: str, a: Server, b: Server
 ) -> None:
     target = b.url() if other == "127.0.0.2" else a.url(host="localhost")
     response = httpx_get(
-        kind, CAVEHttpxAuth(cookie=True), redirect(a, target, code), follow_redirects=True
+        kind, CAVEHttpxAuth(cookie=True), a.redirect(target, code), follow_redirects=True
     )
     assert response.status_code == 200
     first = by_host(a, "127.0.0.1")
@@ -257,11 +257,11 @@ def test_httpx_followed_redirect_to_another_host_carries_neither_header_nor_cook
 @pytest.mark.parametrize("kind", CLIENTS)
 @pytest.mark.parametrize("follow", [True, False], ids=["follow_redirects", "send_next_request"])
 def test_httpx_chain_back_to_origin_after_another_origin_carries_no_token(
-    kind: str, follow: bool, token: str, a: Recording, b: Recording
+    kind: str, follow: bool, token: str, a: Server, b: Server
 ) -> None:
     """origin → origin (token) → other (none) → origin (none: the other origin chose it)."""
-    chain = redirect(a, redirect(b, a.url("/back")))
-    url = redirect(a, chain)
+    chain = a.redirect(b.redirect(a.url("/back")))
+    url = a.redirect(chain)
     auth = CAVEHttpxAuth(cookie=True)
     if follow:
         assert httpx_get(kind, auth, url, follow_redirects=True).status_code == 200
@@ -280,11 +280,11 @@ def test_httpx_https_to_http_redirect_of_the_same_host_drops_the_token(
     kind: str,
     follow: bool,
     token: str,
-    tls: Recording,
-    a: Recording,
+    tls: Server,
+    a: Server,
     client_tls: ssl.SSLContext,
 ) -> None:
-    url = redirect(tls, a.url("/plain"))
+    url = tls.redirect(a.url("/plain"))
     auth = CAVEHttpxAuth(cookie=True)
     if follow:
         httpx_get(kind, auth, url, follow_redirects=True, verify=client_tls)
@@ -297,12 +297,12 @@ def test_httpx_https_to_http_redirect_of_the_same_host_drops_the_token(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_hosts_list_leaves_other_hosts_and_hops_into_the_list_untouched(
-    kind: str, token: str, a: Recording, b: Recording
+    kind: str, token: str, a: Server, b: Server
 ) -> None:
     auth = CAVEHttpxAuth(hosts=["127.0.0.2"])
     httpx_get(kind, auth, a.url("/outside"))
-    httpx_get(kind, auth, redirect(a, b.url("/into")), follow_redirects=True)
-    httpx_by_hand(kind, auth, redirect(a, b.url("/into-by-hand")))
+    httpx_get(kind, auth, a.redirect(b.url("/into")), follow_redirects=True)
+    httpx_by_hand(kind, auth, a.redirect(b.url("/into-by-hand")))
     httpx_get(kind, auth, b.url("/listed"))
     assert clean(a.seen, token)
     assert [s.path for s in b.seen] == ["/into", "/into-by-hand", "/listed"]
@@ -312,7 +312,7 @@ def test_httpx_hosts_list_leaves_other_hosts_and_hops_into_the_list_untouched(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_401_invalid_token_is_sent_once_more_with_the_saved_token_and_its_hops_carry_it(
-    kind: str, isolated_home: Path, token: str, a: Recording
+    kind: str, isolated_home: Path, token: str, a: Server
 ) -> None:
     new = new_token()
     a.routes["/data"] = rotating(
@@ -329,7 +329,7 @@ def test_httpx_401_invalid_token_is_sent_once_more_with_the_saved_token_and_its_
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_401_with_an_unchanged_token_file_is_not_resent(
-    kind: str, token: str, a: Recording
+    kind: str, token: str, a: Server
 ) -> None:
     a.routes["/data"] = lambda seen: invalid_token_answer()
     response = httpx_get(kind, CAVEHttpxAuth(), a.url("/data"))
@@ -339,7 +339,7 @@ def test_httpx_401_with_an_unchanged_token_file_is_not_resent(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_401_to_a_streamed_body_is_returned_not_resent(
-    kind: str, isolated_home: Path, token: str, a: Recording
+    kind: str, isolated_home: Path, token: str, a: Server
 ) -> None:
     new = new_token()
     a.routes["/upload"] = rotating(isolated_home, new)
@@ -370,11 +370,11 @@ def test_httpx_401_to_a_streamed_body_is_returned_not_resent(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_401_from_a_host_reached_by_redirect_is_not_retried(
-    kind: str, isolated_home: Path, token: str, a: Recording, b: Recording
+    kind: str, isolated_home: Path, token: str, a: Server, b: Server
 ) -> None:
     new = new_token()
     b.routes["/data"] = rotating(isolated_home, new)
-    response = httpx_get(kind, CAVEHttpxAuth(), redirect(a, b.url("/data")), follow_redirects=True)
+    response = httpx_get(kind, CAVEHttpxAuth(), a.redirect(b.url("/data")), follow_redirects=True)
     assert response.status_code == 401
     assert len(b.seen) == 1
     assert clean(b.seen, token)
@@ -384,9 +384,9 @@ def test_httpx_401_from_a_host_reached_by_redirect_is_not_retried(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_environment_proxy_refuses_plain_http_to_loopback_before_sending(
-    kind: str, token: str, a: Recording, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    kind: str, token: str, a: Server, proxy: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    monkeypatch.setenv("HTTP_PROXY", proxy.origin())
     with pytest.raises(InsecureTransportError):
         httpx_get(kind, CAVEHttpxAuth(), a.url())
     assert proxy.seen == []
@@ -399,11 +399,11 @@ def test_httpx_environment_proxy_refuses_plain_http_to_loopback_before_sending(
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_no_proxy_cidr_that_httpx_ignores_still_refuses_plain_http_to_loopback(
-    kind: str, token: str, a: Recording, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    kind: str, token: str, a: Server, proxy: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """requests reads ``NO_PROXY=127.0.0.0/8`` as a range, httpx does not: httpx would go
     through the proxy, so the binding refuses."""
-    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    monkeypatch.setenv("HTTP_PROXY", proxy.origin())
     monkeypatch.setenv("NO_PROXY", "127.0.0.0/8")
     try:
         httpx_get(kind, CAVEHttpxAuth(), a.url())
@@ -417,10 +417,10 @@ def test_httpx_no_proxy_cidr_that_httpx_ignores_still_refuses_plain_http_to_loop
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_httpx_https_through_a_proxy_shows_the_proxy_no_token(
-    kind: str, token: str, tls: Recording, proxy: Proxy, client_tls: ssl.SSLContext
+    kind: str, token: str, tls: Server, proxy: Server, client_tls: ssl.SSLContext
 ) -> None:
     response = httpx_get(
-        kind, CAVEHttpxAuth(), tls.url("/tunnelled"), proxy=proxy.url(), verify=client_tls
+        kind, CAVEHttpxAuth(), tls.url("/tunnelled"), proxy=proxy.origin(), verify=client_tls
     )
     assert response.status_code == 200
     assert [s.method for s in proxy.seen] == ["CONNECT"]
@@ -440,14 +440,14 @@ async def aio_get(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> in
 @pytest.mark.parametrize("code", REDIRECTS)
 @pytest.mark.parametrize("other", ["127.0.0.2", "localhost"])
 def test_aiohttp_followed_redirect_to_another_host_carries_neither_header_nor_cookie(
-    code: int, other: str, token: str, a: Recording, b: Recording
+    code: int, other: str, token: str, a: Server, b: Server
 ) -> None:
     target = b.url() if other == "127.0.0.2" else a.url(host="localhost")
     method = "POST" if code in (307, 308) else "GET"
 
     async def go() -> int:
         async with aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(cookie=True),)) as s:
-            return await aio_get(s, redirect(a, target, code), method=method, data=b"body")
+            return await aio_get(s, a.redirect(target, code), method=method, data=b"body")
 
     assert asyncio.run(go()) == 200
     first = by_host(a, "127.0.0.1")
@@ -459,11 +459,11 @@ def test_aiohttp_followed_redirect_to_another_host_carries_neither_header_nor_co
 
 
 def test_aiohttp_chain_back_to_origin_after_another_origin_carries_no_token(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     async def go() -> int:
         async with aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(cookie=True),)) as s:
-            return await aio_get(s, redirect(a, redirect(a, redirect(b, a.url("/back")))))
+            return await aio_get(s, a.redirect(a.redirect(b.redirect(a.url("/back")))))
 
     assert asyncio.run(go()) == 200
     assert [s.path for s in a.seen] == ["/redirect", "/redirect", "/back"]
@@ -474,18 +474,18 @@ def test_aiohttp_chain_back_to_origin_after_another_origin_carries_no_token(
 
 
 def test_aiohttp_https_to_http_redirect_drops_the_token(
-    token: str, tls: Recording, a: Recording, client_tls: ssl.SSLContext
+    token: str, tls: Server, a: Server, client_tls: ssl.SSLContext
 ) -> None:
     async def go() -> int:
         async with aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(cookie=True),)) as s:
-            return await aio_get(s, redirect(tls, a.url("/plain")), ssl=client_tls)
+            return await aio_get(s, tls.redirect(a.url("/plain")), ssl=client_tls)
 
     assert asyncio.run(go()) == 200
     assert tls.seen[0].carries(token)
     assert clean(a.seen, token)
 
 
-def _mixed(a: Recording, b: Recording, count: int) -> tuple[list[str], set[str], set[str]]:
+def _mixed(a: Server, b: Server, count: int) -> tuple[list[str], set[str], set[str]]:
     """URLs: plain to A (token), A→A (token), A→B→A (none at B, none back at A)."""
     urls, with_token, without = [], set(), set()
     for n in range(count):
@@ -493,15 +493,15 @@ def _mixed(a: Recording, b: Recording, count: int) -> tuple[list[str], set[str],
             urls.append(a.url(f"/plain{n}"))
             with_token.add(f"/plain{n}")
         elif n % 3 == 1:
-            urls.append(redirect(a, a.url(f"/same{n}")))
+            urls.append(a.redirect(a.url(f"/same{n}")))
             with_token.add(f"/same{n}")
         else:
-            urls.append(redirect(a, redirect(b, a.url(f"/back{n}"))))
+            urls.append(a.redirect(b.redirect(a.url(f"/back{n}"))))
             without.add(f"/back{n}")
     return urls, with_token, without
 
 
-def _check_mixed(a: Recording, b: Recording, token: str, with_token: set, without: set) -> None:
+def _check_mixed(a: Server, b: Server, token: str, with_token: set, without: set) -> None:
     final = {s.path: s for s in a.seen if s.path != "/redirect"}
     assert set(final) == with_token | without
     assert sorted(p for p in with_token if not final[p].carries(token)) == []
@@ -511,7 +511,7 @@ def _check_mixed(a: Recording, b: Recording, token: str, with_token: set, withou
 
 
 def test_aiohttp_gathered_requests_through_one_session_each_follow_their_own_chain(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     urls, with_token, without = _mixed(a, b, 45)
 
@@ -524,7 +524,7 @@ def test_aiohttp_gathered_requests_through_one_session_each_follow_their_own_cha
 
 
 def test_aiohttp_two_sessions_sharing_one_middleware_keep_their_chains_apart(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     urls, with_token, without = _mixed(a, b, 30)
     middleware = CAVEAuthMiddleware()
@@ -543,11 +543,11 @@ def test_aiohttp_two_sessions_sharing_one_middleware_keep_their_chains_apart(
 
 
 def test_aiohttp_unfollowed_redirect_then_a_new_request_to_the_origin_gets_the_token(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     async def go() -> list[int]:
         async with aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(),)) as s:
-            first = await aio_get(s, redirect(a, b.url("/never")), allow_redirects=False)
+            first = await aio_get(s, a.redirect(b.url("/never")), allow_redirects=False)
             second = await aio_get(s, a.url("/next"))
             third = await asyncio.gather(*(aio_get(s, a.url(f"/g{n}")) for n in range(3)))
             return [first, second, *third]
@@ -559,13 +559,13 @@ def test_aiohttp_unfollowed_redirect_then_a_new_request_to_the_origin_gets_the_t
 
 @pytest.mark.parametrize("how", ["trust_env", "proxy="])
 def test_aiohttp_proxy_refuses_plain_http_to_loopback_before_sending(
-    how: str, token: str, a: Recording, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    how: str, token: str, a: Server, proxy: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kwargs: dict[str, Any] = {}
     if how == "trust_env":
-        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        monkeypatch.setenv("HTTP_PROXY", proxy.origin())
     else:
-        kwargs["proxy"] = proxy.url()
+        kwargs["proxy"] = proxy.origin()
 
     async def go() -> int:
         async with aiohttp.ClientSession(
@@ -580,11 +580,11 @@ def test_aiohttp_proxy_refuses_plain_http_to_loopback_before_sending(
 
 
 def test_aiohttp_https_through_a_proxy_shows_the_proxy_no_token(
-    token: str, tls: Recording, proxy: Proxy, client_tls: ssl.SSLContext
+    token: str, tls: Server, proxy: Server, client_tls: ssl.SSLContext
 ) -> None:
     async def go() -> int:
         async with aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(),)) as s:
-            return await aio_get(s, tls.url("/tunnelled"), proxy=proxy.url(), ssl=client_tls)
+            return await aio_get(s, tls.url("/tunnelled"), proxy=proxy.origin(), ssl=client_tls)
 
     assert asyncio.run(go()) == 200
     assert [s.method for s in proxy.seen] == ["CONNECT"]
@@ -593,7 +593,7 @@ def test_aiohttp_https_through_a_proxy_shows_the_proxy_no_token(
 
 
 def test_aiohttp_401_invalid_token_is_sent_once_more_with_the_saved_token_and_its_hops_carry_it(
-    isolated_home: Path, token: str, a: Recording
+    isolated_home: Path, token: str, a: Server
 ) -> None:
     new = new_token()
     a.routes["/data"] = rotating(
@@ -614,7 +614,7 @@ def test_aiohttp_401_invalid_token_is_sent_once_more_with_the_saved_token_and_it
 
 
 def test_aiohttp_401_to_a_streamed_body_is_returned_not_resent(
-    isolated_home: Path, token: str, a: Recording
+    isolated_home: Path, token: str, a: Server
 ) -> None:
     new = new_token()
     a.routes["/upload"] = rotating(isolated_home, new)
@@ -633,7 +633,7 @@ def test_aiohttp_401_to_a_streamed_body_is_returned_not_resent(
 
 
 def test_aiohttp_401_from_a_host_reached_by_redirect_is_not_retried_nor_blamed(
-    isolated_home: Path, token: str, a: Recording, b: Recording
+    isolated_home: Path, token: str, a: Server, b: Server
 ) -> None:
     new = new_token()
     b.routes["/data"] = rotating(isolated_home, new)
@@ -641,7 +641,7 @@ def test_aiohttp_401_from_a_host_reached_by_redirect_is_not_retried_nor_blamed(
 
     async def go() -> int:
         async with aiohttp.ClientSession(middlewares=(middleware,)) as s:
-            return await aio_get(s, redirect(a, b.url("/data")))
+            return await aio_get(s, a.redirect(b.url("/data")))
 
     assert asyncio.run(go()) == 401  # not an AuthResponseError: not the CAVE token's fault
     assert len(b.seen) == 1
@@ -651,7 +651,7 @@ def test_aiohttp_401_from_a_host_reached_by_redirect_is_not_retried_nor_blamed(
 
 @pytest.mark.parametrize("binding", ["httpx", "aiohttp"])
 def test_binding_after_use_pickles_and_reprs_without_the_token(
-    binding: str, token: str, a: Recording
+    binding: str, token: str, a: Server
 ) -> None:
     if binding == "httpx":
         auth: Any = CAVEHttpxAuth()
@@ -676,13 +676,13 @@ def test_binding_after_use_pickles_and_reprs_without_the_token(
 
 
 def test_aiohttp_hosts_list_leaves_other_hosts_and_hops_into_the_list_untouched(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     async def go() -> None:
         middleware = CAVEAuthMiddleware(hosts=["127.0.0.2"])
         async with aiohttp.ClientSession(middlewares=(middleware,)) as s:
             await aio_get(s, a.url("/outside"))
-            await aio_get(s, redirect(a, b.url("/into")))
+            await aio_get(s, a.redirect(b.url("/into")))
             await aio_get(s, b.url("/listed"))
 
     asyncio.run(go())
@@ -694,11 +694,11 @@ def test_aiohttp_hosts_list_leaves_other_hosts_and_hops_into_the_list_untouched(
 
 @pytest.mark.parametrize("client", ["urllib3", "requests", "httpx", "aiohttp"])
 def test_auth_headers_with_the_cookie_do_not_follow_a_redirect_to_another_host(
-    client: str, token: str, a: Recording, b: Recording
+    client: str, token: str, a: Server, b: Server
 ) -> None:
     """The README: these clients drop the headers of ``auth_headers`` on a change of host
     (with ``cookie=True``, the ``Cookie`` too)."""
-    url = redirect(a, b.url("/elsewhere"))
+    url = a.redirect(b.url("/elsewhere"))
     headers = cave_requests_auth.auth_headers(url, cookie=True)
     if client == "urllib3":
         urllib3.PoolManager().request("GET", url, headers=headers)
@@ -730,24 +730,22 @@ def fsspec_cache() -> Iterator[None]:
     http.clear_instance_cache()
 
 
-def test_fsspec_redirect_to_another_host_carries_no_token(
-    token: str, a: Recording, b: Recording
-) -> None:
+def test_fsspec_redirect_to_another_host_carries_no_token(token: str, a: Server, b: Server) -> None:
     fs = fsspec.filesystem(
         "http",
         client_kwargs={"middlewares": (CAVEAuthMiddleware(cookie=True),)},
         skip_instance_cache=True,
     )
     assert json.loads(fs.cat(a.url("/file")))["ok"]
-    assert json.loads(fs.cat(redirect(a, b.url("/elsewhere"))))["ok"]
-    assert json.loads(fs.cat(redirect(a, redirect(b, a.url("/back")))))["ok"]
+    assert json.loads(fs.cat(a.redirect(b.url("/elsewhere"))))["ok"]
+    assert json.loads(fs.cat(a.redirect(b.redirect(a.url("/back")))))["ok"]
     assert by_host(a, "127.0.0.1")[0].carries(token)
     assert clean(b.seen, token)
     assert clean([s for s in a.seen if s.path == "/back"], token)
 
 
 def test_fsspec_cat_of_many_urls_at_once_keeps_each_chain_apart(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     urls, with_token, without = _mixed(a, b, 30)
     fs = fsspec.filesystem(
@@ -758,7 +756,7 @@ def test_fsspec_cat_of_many_urls_at_once_keeps_each_chain_apart(
 
 
 def test_fsspec_file_systems_with_different_middlewares_send_their_own_token(
-    a: Recording, fsspec_cache: None
+    a: Server, fsspec_cache: None
 ) -> None:
     """fsspec caches file systems by ``str()`` of their arguments; a middleware's repr
     must not make two middlewares with different tokens look alike."""
@@ -776,13 +774,13 @@ def test_fsspec_file_systems_with_different_middlewares_send_their_own_token(
 
 
 def test_fsspec_strict_middleware_is_not_swapped_for_a_permissive_one(
-    token: str, a: Recording, proxy: Proxy, fsspec_cache: None
+    token: str, a: Server, proxy: Server, fsspec_cache: None
 ) -> None:
     permissive = CAVEAuthMiddleware(allow_insecure_http=True)
     fsspec.filesystem("http", client_kwargs={"middlewares": (permissive,)})
     strict = fsspec.filesystem("http", client_kwargs={"middlewares": (CAVEAuthMiddleware(),)})
     try:
-        strict.cat(a.url("/via-proxy"), proxy=proxy.url())
+        strict.cat(a.url("/via-proxy"), proxy=proxy.origin())
     except InsecureTransportError:
         refused = True
     else:
@@ -810,7 +808,7 @@ def caveclient_like() -> Iterator[tuple[requests.Session, str]]:
 
 
 def test_mount_keeps_retries_and_pool_and_removes_session_wide_credentials(
-    token: str, a: Recording, caveclient_like: tuple[requests.Session, str]
+    token: str, a: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, _ = caveclient_like
     adapter = CAVEAuthAdapter.mount(session, a.origin() + "/")
@@ -822,7 +820,7 @@ def test_mount_keeps_retries_and_pool_and_removes_session_wide_credentials(
 
 
 def test_mount_other_hosts_get_neither_header_nor_cookie(
-    token: str, a: Recording, b: Recording, caveclient_like: tuple[requests.Session, str]
+    token: str, a: Server, b: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, theirs = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
@@ -835,7 +833,7 @@ def test_mount_other_hosts_get_neither_header_nor_cookie(
 
 
 def test_mount_retries_a_503_with_the_token_each_time(
-    token: str, a: Recording, caveclient_like: tuple[requests.Session, str]
+    token: str, a: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, _ = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
@@ -847,12 +845,12 @@ def test_mount_retries_a_503_with_the_token_each_time(
 
 
 def test_mount_redirect_into_the_prefix_from_another_origin_gets_no_token(
-    token: str, a: Recording, b: Recording, caveclient_like: tuple[requests.Session, str]
+    token: str, a: Server, b: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, theirs = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
-    session.get(redirect(b, a.url("/from-b")))
-    session.post(redirect(a, redirect(b, a.url("/back"), 307), 307), data=b"x")
+    session.get(b.redirect(a.url("/from-b")))
+    session.post(a.redirect(b.redirect(a.url("/back"), 307), 307), data=b"x")
     assert [s.path for s in a.seen] == ["/from-b", "/redirect", "/back"]
     assert clean([a.seen[0], a.seen[2]], token)
     assert a.seen[1].carries(token)
@@ -883,13 +881,13 @@ def test_mount_redirect_into_the_prefix_from_another_origin_gets_no_token(
     ],
 )
 def test_mount_sees_a_chain_from_another_origin_however_the_session_sends_it(
-    how: str, token: str, a: Recording, b: Recording, caveclient_like: tuple[requests.Session, str]
+    how: str, token: str, a: Server, b: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     """``mount`` "watches every request of the session": also one prepared without the
     session's hooks, one given its own ``hooks=``, and hops sent by hand."""
     session, _ = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
-    url = redirect(b, a.url("/from-b"))
+    url = b.redirect(a.url("/from-b"))
     if how == "hooks=":
         session.get(url, hooks={"response": [lambda response, **kwargs: response]})
     elif how == "send(r.next)":
@@ -902,7 +900,7 @@ def test_mount_sees_a_chain_from_another_origin_however_the_session_sends_it(
 
 
 def test_mount_401_invalid_token_is_sent_once_more_with_the_saved_token(
-    isolated_home: Path, token: str, a: Recording, caveclient_like: tuple[requests.Session, str]
+    isolated_home: Path, token: str, a: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, _ = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
@@ -916,25 +914,25 @@ def test_mount_401_invalid_token_is_sent_once_more_with_the_saved_token(
 
 
 def test_mount_session_proxies_refuse_plain_http_to_loopback(
-    token: str, a: Recording, proxy: Proxy, caveclient_like: tuple[requests.Session, str]
+    token: str, a: Server, proxy: Server, caveclient_like: tuple[requests.Session, str]
 ) -> None:
     session, _ = caveclient_like
     CAVEAuthAdapter.mount(session, a.origin() + "/")
-    session.proxies = {"http": proxy.url()}
+    session.proxies = {"http": proxy.origin()}
     with pytest.raises(InsecureTransportError):
         session.get(a.url())
     assert proxy.seen == []
 
 
 def test_mount_prefix_without_a_slash_does_not_reach_a_longer_host_name(
-    token: str, tls: Recording, proxy: Proxy, ca_file: str
+    token: str, tls: Server, proxy: Server, ca_file: str
 ) -> None:
     """``mount(session, "https://cave.invalid")``: requests matches prefixes as strings, so
     ``https://cave.invalid.attacker.invalid/`` goes through the adapter too. (Both names
     reach the TLS server through the proxy's CONNECT; nothing is resolved.)"""
     proxy.aliases.update({"cave.invalid": tls.port, "cave.invalid.attacker.invalid": tls.port})
     session = requests.Session()
-    session.proxies = {"https": proxy.url()}
+    session.proxies = {"https": proxy.origin()}
     session.verify = ca_file
     CAVEAuthAdapter.mount(session, "https://cave.invalid")
     session.get("https://cave.invalid/mine")
@@ -951,45 +949,45 @@ def test_mount_prefix_without_a_slash_does_not_reach_a_longer_host_name(
 
 
 def test_proxy_manager_refuses_plain_http_before_the_proxy_sees_anything(
-    token: str, a: Recording, proxy: Proxy
+    token: str, a: Server, proxy: Server
 ) -> None:
     with pytest.raises(InsecureTransportError):
-        CAVEProxyManager(proxy.url()).request("GET", a.url())
+        CAVEProxyManager(proxy.origin()).request("GET", a.url())
     assert proxy.seen == []
     assert a.seen == []
 
 
 def test_proxy_manager_https_tunnel_shows_the_token_to_the_service_only(
-    token: str, tls: Recording, proxy: Proxy, ca_file: str
+    token: str, tls: Server, proxy: Server, ca_file: str
 ) -> None:
-    manager = CAVEProxyManager(proxy.url(), ca_certs=ca_file)
+    manager = CAVEProxyManager(proxy.origin(), ca_certs=ca_file)
     assert manager.request("GET", tls.url("/tunnelled")).status == 200
     assert [s.method for s in proxy.seen] == ["CONNECT"]
     assert clean(proxy.seen, token)
     assert tls.seen[0].carries(token)
     # https → plain http: the hop goes to the proxy in the clear, without the token
-    assert manager.request("GET", redirect(tls, "http://127.0.0.1:9/plain")).status == 200
+    assert manager.request("GET", tls.redirect("http://127.0.0.1:9/plain")).status == 200
     assert [s.method for s in proxy.seen][-1] == "GET"
     assert clean(proxy.seen, token)
 
 
 def test_proxy_manager_forwarding_https_refuses_before_the_proxy_sees_anything(
-    token: str, tls: Recording, proxy: Proxy, ca_file: str
+    token: str, tls: Server, proxy: Server, ca_file: str
 ) -> None:
-    manager = CAVEProxyManager(proxy.url(), ca_certs=ca_file, use_forwarding_for_https=True)
+    manager = CAVEProxyManager(proxy.origin(), ca_certs=ca_file, use_forwarding_for_https=True)
     with pytest.raises(InsecureTransportError):
         manager.request("GET", tls.url())
     assert proxy.seen == []
 
 
 def test_pool_manager_redirect_chain_through_another_origin_carries_no_token(
-    token: str, a: Recording, b: Recording
+    token: str, a: Server, b: Server
 ) -> None:
     # a Retry that would keep every header on a redirect: the manager's own are still removed
     http = CAVEPoolManager(
         CAVETokenAuth(cookie=True), retries=Retry(redirect=5, remove_headers_on_redirect=[])
     )
-    assert http.request("GET", redirect(a, redirect(b, a.url("/back")))).status == 200
+    assert http.request("GET", a.redirect(b.redirect(a.url("/back")))).status == 200
     assert a.seen[0].carries(token)
     assert clean(b.seen + a.seen[1:], token)
 
@@ -1042,7 +1040,7 @@ def _said_invalid_not_missing(message: str) -> None:
 
 
 def test_raise_for_auth_on_requests_with_a_session_bearer_not_attached_by_the_library(
-    a: Recording,
+    a: Server,
 ) -> None:
     theirs = new_token()
     a.routes["/data"] = lambda seen: invalid_token_answer()
@@ -1059,7 +1057,7 @@ def test_raise_for_auth_on_requests_with_a_session_bearer_not_attached_by_the_li
 
 
 def test_raise_for_auth_on_httpx_with_a_client_bearer_not_attached_by_the_library(
-    a: Recording,
+    a: Server,
 ) -> None:
     theirs = new_token()
     a.routes["/data"] = lambda seen: invalid_token_answer()
@@ -1073,7 +1071,7 @@ def test_raise_for_auth_on_httpx_with_a_client_bearer_not_attached_by_the_librar
 
 
 def test_raise_for_auth_on_urllib3_with_a_bearer_not_attached_by_the_library(
-    a: Recording,
+    a: Server,
 ) -> None:
     """The server says invalid_token: a token was sent, whoever sent it."""
     theirs = new_token()
@@ -1089,7 +1087,7 @@ def test_raise_for_auth_on_urllib3_with_a_bearer_not_attached_by_the_library(
 
 
 def test_raise_for_auth_on_an_aiohttp_response_is_a_type_error_naming_the_middleware(
-    a: Recording,
+    a: Server,
 ) -> None:
     a.routes["/data"] = lambda seen: invalid_token_answer()
 
@@ -1116,7 +1114,7 @@ def _echoing(seen: Seen) -> Any:
     )
 
 
-def _ways(a: Recording) -> dict[str, Any]:
+def _ways(a: Server) -> dict[str, Any]:
     url = a.url("/data")
 
     def via_requests() -> Any:
@@ -1144,7 +1142,7 @@ def _ways(a: Recording) -> dict[str, Any]:
 
 @pytest.mark.parametrize("way", ["requests", "adapter", "urllib3", "httpx"])
 def test_raise_for_auth_masks_a_token_the_server_quotes_back(
-    way: str, token: str, a: Recording, cave_log: list[logging.LogRecord]
+    way: str, token: str, a: Server, cave_log: list[logging.LogRecord]
 ) -> None:
     a.routes["/data"] = _echoing
     response = _ways(a)[way]()
@@ -1158,7 +1156,7 @@ def test_raise_for_auth_masks_a_token_the_server_quotes_back(
 
 
 def test_aiohttp_refusal_error_masks_the_token_pickles_and_is_a_client_error(
-    token: str, a: Recording, cave_log: list[logging.LogRecord]
+    token: str, a: Server, cave_log: list[logging.LogRecord]
 ) -> None:
     a.routes["/data"] = _echoing
 
@@ -1200,7 +1198,7 @@ def _retried_then_echoing(home: Path, new: str) -> Any:
 
 @pytest.mark.parametrize("way", ["requests", "adapter", "urllib3", "httpx", "aiohttp"])
 def test_refusal_after_a_retry_masks_the_refused_token_too(
-    way: str, isolated_home: Path, token: str, a: Recording, cave_log: list[logging.LogRecord]
+    way: str, isolated_home: Path, token: str, a: Server, cave_log: list[logging.LogRecord]
 ) -> None:
     """Every token sent along the chain is masked, the one refused before the re-send too."""
     new = new_token()
@@ -1239,8 +1237,8 @@ def _readme_blocks() -> list[str]:
 
 def test_readme_python_snippets_run_as_pasted_against_loopback(
     isolated_home: Path,
-    a: Recording,
-    b: Recording,
+    a: Server,
+    b: Server,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -1262,7 +1260,7 @@ def test_readme_python_snippets_run_as_pasted_against_loopback(
 
 @pytest.mark.parametrize("recipe", ["httpx_client", "aiohttp_session", "fsspec_http"])
 def test_recipe_runs_as_shipped_and_sends_nothing_elsewhere(
-    recipe: str, a: Recording, b: Recording
+    recipe: str, a: Server, b: Server
 ) -> None:
     value = new_token()
     env = {
@@ -1313,7 +1311,7 @@ def test_cli_as_a_new_user_with_no_token(isolated_home: Path) -> None:
 
 
 def test_cli_token_follows_the_request_rules_and_status_masks(
-    isolated_home: Path, proxy: Proxy
+    isolated_home: Path, proxy: Server
 ) -> None:
     value = new_token()
     printed = _cave_auth("token", "https://x.invalid/", CAVE_TOKEN=value)
@@ -1321,7 +1319,7 @@ def test_cli_token_follows_the_request_rules_and_status_masks(
     assert Secret(printed.stdout.strip()).equals(value)
     for args, extra in (
         (["token", "http://x.invalid/"], {}),
-        (["token", "http://127.0.0.1:9/"], {"HTTP_PROXY": proxy.url()}),
+        (["token", "http://127.0.0.1:9/"], {"HTTP_PROXY": proxy.origin()}),
         (["token", "ftp://127.0.0.1/"], {}),
         (["status"], {}),
         (["status", "https://x.invalid/"], {}),

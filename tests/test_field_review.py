@@ -2,9 +2,9 @@
 
 Every test drives the library as a user would (``auth=``, ``session.auth``,
 ``CAVEAuthAdapter.mount``, a plain ``session.mount``, ``CAVEPoolManager``,
-``CAVEProxyManager``, ``auth_headers``) against loopback servers of this file
-(``_field_review_servers``): a recording service, a recording proxy (it answers
-plain-http requests itself and tunnels CONNECT to loopback), and an https twin.
+``CAVEProxyManager``, ``auth_headers``) against recording loopback servers
+(``_loopback.Server``): a service, a proxy (it answers plain-http requests itself
+and tunnels CONNECT to loopback), and an https twin.
 
 No test touches the network: an audit hook fails any name lookup other than
 ``localhost`` and loopback addresses (``localhost.`` and ``127.0.0.1.`` are
@@ -36,8 +36,8 @@ from typing import Any
 import pytest
 import requests
 import trustme
-from _field_review_servers import Seen, Server, echo, json_answer, raise_auth_error_in_worker
 
+from _loopback import Seen, Server, json_answer, raise_auth_error_in_worker
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
@@ -138,10 +138,10 @@ def dns_stand_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def serve() -> Any:
-    """``serve(host="127.0.0.1", route=echo, ...)``: a recording server, closed afterwards."""
+    """``serve(host="127.0.0.1", route=None, ...)``: a recording server, closed afterwards."""
     servers: list[Server] = []
 
-    def start(host: str = "127.0.0.1", route: Any = echo, **kwargs: Any) -> Server:
+    def start(host: str = "127.0.0.1", route: Any = None, **kwargs: Any) -> Server:
         server = Server(host, route, **kwargs)
         servers.append(server)
         return server
@@ -160,8 +160,8 @@ def server(serve: Any) -> Server:
 def proxy(serve: Any) -> Server:
     """A proxy that answers plain http itself (it never forwards) and tunnels CONNECT."""
     return serve(
-        route=lambda seen, s: (200, {"Content-Type": "text/plain"}, b"from the proxy"),
-        tunnels=True,
+        route=lambda seen: (200, {"Content-Type": "text/plain"}, b"from the proxy"),
+        proxy=True,
     )
 
 
@@ -197,22 +197,22 @@ def has_controls(text: str) -> bool:
     return any(unicodedata.category(character) == "Cc" for character in text)
 
 
-def label(seen: Seen) -> str | None:
-    authorization = seen.header("Authorization")
+def label(seen: Seen | requests.PreparedRequest) -> str | None:
+    authorization = seen.headers.get("Authorization")
     return None if authorization is None else LABELS.get(authorization, "other")
 
 
 def cookie_carries_token(seen: Seen) -> bool:
-    return any("middle_auth_token" in value for value in seen.all("Cookie"))
+    return any("middle_auth_token" in value for value in seen.headers.get_all("Cookie", []))
 
 
 def saw_credentials(server: Server) -> bool:
     """Whether any request the server received carried a token, a Bearer or the cookie."""
     return any(
-        seen.header("Authorization") is not None
+        seen.headers.get("Authorization") is not None
         or cookie_carries_token(seen)
         or any(seen.carries(t) for t in (TOKEN, NEW_TOKEN, OLD_TOKEN))
-        for seen in server.records
+        for seen in server.seen
     )
 
 
@@ -287,8 +287,8 @@ def test_plain_http_to_loopback_through_an_environment_proxy_is_refused_before_s
 
     with pytest.raises(InsecureTransportError):
         attempt()
-    assert proxy.records == []
-    assert server.records == []
+    assert proxy.seen == []
+    assert server.seen == []
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
@@ -304,8 +304,8 @@ def test_no_proxy_for_loopback_sends_the_token_directly_to_the_server(
     else:
         response = send(way, "GET", url, CAVETokenAuth(token=TOKEN))
     assert response.status_code == 200
-    assert proxy.records == []
-    assert [label(seen) for seen in server.records] == ["token"]
+    assert proxy.seen == []
+    assert [label(seen) for seen in server.seen] == ["token"]
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
@@ -340,8 +340,8 @@ def test_plain_http_to_loopback_through_the_adapters_proxy_gets_no_token(
     with session, pytest.raises(InsecureTransportError):
         session.get(url, timeout=10, **kwargs)
     assert not saw_credentials(proxy)
-    assert proxy.records == []  # refused before sending
-    assert server.records == []
+    assert proxy.seen == []  # refused before sending
+    assert server.seen == []
 
 
 def test_cave_pool_manager_given_a_proxy_url_says_to_use_cave_proxy_manager(
@@ -365,8 +365,8 @@ def test_cave_proxy_manager_refuses_what_the_proxy_would_see_in_the_clear(
         url = server.url("/echo", host=host)
     with pytest.raises(InsecureTransportError):
         http.request("GET", url)
-    assert proxy.records == []
-    assert server.records == []
+    assert proxy.seen == []
+    assert server.seen == []
 
 
 @pytest.mark.parametrize(
@@ -395,10 +395,10 @@ def test_https_through_a_proxy_tunnel_carries_the_token_to_the_service_only(
                 url, proxies={"https": proxy.url("/")}, verify=ca_path, timeout=10
             ).status_code
     assert status == 200
-    assert [seen.method for seen in proxy.records] == ["CONNECT"]
+    assert [seen.method for seen in proxy.seen] == ["CONNECT"]
     assert not saw_credentials(proxy)
-    assert [label(seen) for seen in tls_server.records] == ["token"]
-    assert [cookie_carries_token(seen) for seen in tls_server.records] == [True]
+    assert [label(seen) for seen in tls_server.seen] == ["token"]
+    assert [cookie_carries_token(seen) for seen in tls_server.seen] == [True]
 
 
 # == 2. names resolved through DNS are not loopback =========================================
@@ -421,23 +421,23 @@ def test_a_trailing_dot_loopback_name_is_refused_without_being_resolved(
     with pytest.raises(InsecureTransportError):
         attempt()
     assert dns_stand_in == []  # refused before any name was looked up
-    assert server.records == []
+    assert server.seen == []
 
 
 @pytest.mark.parametrize("way", ["CAVEPoolManager", "auth=", "CAVEAuthAdapter.mount"])
 def test_a_redirect_from_localhost_to_localhost_dot_carries_no_token(
     way: str, serve: Any, dns_stand_in: list[str]
 ) -> None:
-    def route(seen: Seen, server: Server) -> Any:
+    def route(seen: Seen) -> Any:
         if seen.path == "/start":
             return 302, {"Location": server.url("/landed", host="localhost.")}, b""
-        return echo(seen, server)
+        return None  # the built-in routes answer
 
     server = serve(route=route)
     response = send(way, "GET", server.url("/start", host="localhost"), CAVETokenAuth(token=TOKEN))
     assert response.status == 200 if way == "CAVEPoolManager" else response.status_code == 200
     assert dns_stand_in == ["localhost."]  # the hop did go to the DNS name
-    assert [(seen.path, label(seen)) for seen in server.records] == [
+    assert [(seen.path, label(seen)) for seen in server.seen] == [
         ("/start", "token"),
         ("/landed", None),
     ]
@@ -477,7 +477,7 @@ BEFORE = [20, 70, 180, 300, 480]  # straddling each cut (80, 200, 500 characters
 def test_a_token_echoed_at_the_end_of_a_long_refusal_is_masked_everywhere(
     way: str, answer: str, serve: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = serve(route=lambda seen, s: _echo_answer(answer, int(seen.target.split("=")[1])))
+    server = serve(route=lambda seen: _echo_answer(answer, int(seen.target.split("=")[1])))
     caplog.set_level(logging.DEBUG)
     leaked: list[tuple[int, str]] = []
     for before in BEFORE:
@@ -513,7 +513,7 @@ def test_a_307_from_a_foreign_origin_into_the_mounted_origin_carries_no_token(
 ) -> None:
     mounted = serve()
     target = mounted.url("/api/v1/table/important/delete")
-    foreign = serve(route=lambda seen, s: (307, {"Location": target}, b""))
+    foreign = serve(route=lambda seen: (307, {"Location": target}, b""))
     start = foreign.url("/start", host="localhost")
     if way == "CAVEAuthAdapter.mount":
         response = send(
@@ -524,7 +524,7 @@ def test_a_307_from_a_foreign_origin_into_the_mounted_origin_carries_no_token(
         auth = CAVETokenAuth(token=TOKEN, cookie=True, hosts=["127.0.0.1"])
         response = send(way.split()[0], "POST", start, auth, data=b"user's body")
     assert getattr(response, "status_code", getattr(response, "status", None)) == 200
-    assert [(seen.method, seen.path, seen.body) for seen in mounted.records] == [
+    assert [(seen.method, seen.path, seen.body) for seen in mounted.seen] == [
         ("POST", "/api/v1/table/important/delete", b"user's body")
     ]
     assert not saw_credentials(mounted)
@@ -535,24 +535,24 @@ def test_a_307_from_a_foreign_origin_into_the_mounted_origin_carries_no_token(
 def test_a_chain_that_left_the_origin_carries_no_token_when_it_comes_back(
     way: str, serve: Any
 ) -> None:
-    def origin_route(seen: Seen, server: Server) -> Any:
+    def origin_route(seen: Seen) -> Any:
         if seen.path == "/start":
             return 307, {"Location": foreign.url("/bounce", host="localhost")}, b""
-        return echo(seen, server)
+        return None  # the built-in routes answer
 
     origin = serve(route=origin_route)
     back = origin.url("/api/v1/table/important/delete")
-    foreign = serve(route=lambda seen, s: (307, {"Location": back}, b""))
+    foreign = serve(route=lambda seen: (307, {"Location": back}, b""))
     response = send(
         way, "POST", origin.url("/start"), CAVETokenAuth(token=TOKEN, cookie=True),
         data=b"user's body",
     )  # fmt: skip
     assert getattr(response, "status_code", getattr(response, "status", None)) == 200
-    assert [(seen.path, label(seen), cookie_carries_token(seen)) for seen in origin.records] == [
+    assert [(seen.path, label(seen), cookie_carries_token(seen)) for seen in origin.seen] == [
         ("/start", "token", True),
         ("/api/v1/table/important/delete", None, False),
     ]
-    assert origin.records[-1].body == b"user's body"
+    assert origin.seen[-1].body == b"user's body"
     assert not saw_credentials(foreign)
 
 
@@ -569,7 +569,7 @@ def test_pool_manager_sends_a_body_read_from_a_pipe(server: Server) -> None:
             "POST", server.url("/upload"), body=body
         )
     assert response.status == 200
-    assert [(seen.path, seen.body == data, label(seen)) for seen in server.records] == [
+    assert [(seen.path, seen.body == data, label(seen)) for seen in server.seen] == [
         ("/upload", True, "token")
     ]
 
@@ -616,7 +616,7 @@ ERROR_KINDS = {
 }
 
 
-def _refuse_401(seen: Seen, server: Server) -> Any:
+def _refuse_401(seen: Seen) -> Any:
     return json_answer(401, INVALID_401, **{"WWW-Authenticate": REALM})
 
 
@@ -656,7 +656,7 @@ def test_an_auth_response_error_raised_in_a_spawned_worker_reaches_the_parent(
             future.result(timeout=60)
     assert raised.value.code == "invalid_token"
     assert not leaks(str(raised.value))
-    assert [label(seen) for seen in server.records] == ["token"]
+    assert [label(seen) for seen in server.seen] == ["token"]
 
 
 # == 7. after a reload-and-retry, hops carry the new token ==================================
@@ -669,29 +669,29 @@ def test_after_a_retry_with_a_reloaded_token_a_same_host_redirect_carries_the_ne
     secrets = tmp_path / "secrets"
     secrets_with(secrets, OLD_TOKEN)
 
-    def route(seen: Seen, server: Server) -> Any:
+    def route(seen: Seen) -> Any:
         if seen.path == "/start" and label(seen) == "old":
             secrets_with(secrets, NEW_TOKEN)  # `cave-auth login` in another process
             return json_answer(401, INVALID_401, **{"WWW-Authenticate": REALM})
         if seen.path == "/start" and label(seen) == "new":
             return 302, {"Location": "/landed"}, b""
         if seen.path == "/landed" and label(seen) == "new":
-            return echo(seen, server)
+            return None  # the built-in routes answer
         return json_answer(401, INVALID_401, **{"WWW-Authenticate": REALM})
 
     server = serve(route=route)
     auth = CAVETokenAuth(secrets_dir=secrets)
     response = send(way, "POST", server.url("/start"), auth, data=b"body")
     assert response.status_code == 200
-    assert [(seen.path, label(seen)) for seen in server.records] == [
+    assert [(seen.path, label(seen)) for seen in server.seen] == [
         ("/start", "old"),
         ("/start", "new"),
         ("/landed", "new"),
     ]
-    assert server.records[1].body == b"body"
+    assert server.seen[1].body == b"body"
     # the next request starts with the new token straight away
     send(way, "GET", server.url("/start"), auth)
-    assert [label(seen) for seen in server.records[3:]] == ["new", "new"]
+    assert [label(seen) for seen in server.seen[3:]] == ["new", "new"]
 
 
 # == 8. a foreign host's 401 is not the CAVE token's fault ==================================
@@ -704,7 +704,7 @@ def test_a_foreign_hosts_invalid_token_answer_after_a_redirect_is_not_blamed_on_
     way: str, serve: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     foreign = serve(route=_refuse_401)
-    start = serve(route=lambda seen, s: (302, {"Location": foreign.url("/x", "localhost")}, b""))
+    start = serve(route=lambda seen: (302, {"Location": foreign.url("/x", "localhost")}, b""))
     caplog.set_level(logging.DEBUG)
     responses = [
         send(way, "GET", start.url("/start"), CAVETokenAuth(token=TOKEN, raise_on_auth_error=True)),
@@ -715,7 +715,7 @@ def test_a_foreign_hosts_invalid_token_answer_after_a_redirect_is_not_blamed_on_
     assert [blames_the_token(response) for response in responses] == [False, False]
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert [m for m in warnings if "create_token" in m or "new token" in m.lower()] == []
-    assert [label(seen) for seen in start.records] == ["token", "token"]
+    assert [label(seen) for seen in start.seen] == ["token", "token"]
     assert not saw_credentials(foreign)
 
 
@@ -770,7 +770,7 @@ def _control_answers() -> dict[str, Any]:
 def test_server_text_with_control_characters_is_quoted_without_them(
     way: str, answer: str, serve: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = serve(route=lambda seen, s: _control_answers()[answer])
+    server = serve(route=lambda seen: _control_answers()[answer])
     url = server.url("/data")
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
@@ -807,7 +807,7 @@ def test_server_text_with_control_characters_is_quoted_without_them(
 def test_a_hosts_entry_matches_the_host_requests_sends_to(entry: str, url: str) -> None:
     auth = CAVETokenAuth(token=TOKEN, hosts=[entry])
     prepared = auth(requests.Request("GET", url).prepare())
-    assert label(Seen("GET", "/", list(prepared.headers.items()), b"")) == "token"
+    assert label(prepared) == "token"
     other = auth(requests.Request("GET", "https://elsewhere.example/").prepare())
     assert "Authorization" not in other.headers
 
@@ -819,7 +819,7 @@ def test_hosts_double_colon_one_matches_a_request_to_zero_zero_double_colon_one(
     url = server.url("/echo", host="[0:0::1]")
     response = requests.get(url, auth=CAVETokenAuth(token=TOKEN, hosts=["::1"]), timeout=10)
     assert response.status_code == 200
-    assert [label(seen) for seen in server.records] == ["token"]
+    assert [label(seen) for seen in server.seen] == ["token"]
 
 
 @pytest.mark.parametrize(
@@ -858,7 +858,7 @@ def test_cycling_over_many_origins_opens_no_secret_file_once_warm(
     finally:
         _GUARD["opens"] = None
     assert opened == []
-    assert all(label(Seen("GET", "/", list(p.headers.items()), b"")) == "token" for p in again)
+    assert all(label(p) == "token" for p in again)
 
 
 class _Counter(logging.Handler):
@@ -955,10 +955,10 @@ def test_the_cookie_is_off_by_default_and_merged_with_the_requests_own_cookies_w
             session.get(url, cookies=cookies, timeout=10)
         assert [c.name for c in session.cookies] == ["jar"]  # never into the jar
         expected_own = ["jar=1", "own=2"]
-    [seen] = server.records
+    [seen] = server.seen
     assert label(seen) == "token"
-    assert len(seen.all("Cookie")) == 1
-    parts = sorted(part.strip() for part in seen.all("Cookie")[0].split(";"))
+    assert len(seen.headers.get_all("Cookie", [])) == 1
+    parts = sorted(part.strip() for part in seen.headers.get_all("Cookie", [])[0].split(";"))
     ours = [part == f"middle_auth_token={TOKEN}" for part in parts]
     assert [p for p in parts if not p.startswith("middle_auth_token=")] == expected_own
     assert ours.count(True) == (1 if cookie else 0)

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from _field_review_servers import Seen, Server, json_answer
 
 import cave_requests_auth.core
+from _loopback import Seen, Server, json_answer
 from cave_requests_auth import AuthResponseError, InsecureTransportError, TokenNotFoundError
 from cave_requests_auth.httpx import CAVEHttpxAuth
 from helpers import (
@@ -228,7 +228,7 @@ class TestPlainHttp:
         no_proxy: str,
         direct: bool,
     ) -> None:
-        proxy = serve(route=lambda seen, s: (200, {}, b"from the proxy"))
+        proxy = serve(route=lambda seen: (200, {}, b"from the proxy"))
         monkeypatch.setenv("HTTP_PROXY", proxy.url(""))
         monkeypatch.setenv("NO_PROXY", no_proxy)
         auth = CAVEHttpxAuth(token=VALID_TOKEN)
@@ -239,7 +239,7 @@ class TestPlainHttp:
             with pytest.raises(InsecureTransportError):
                 send(way, auth, "GET", service.url("/api/data"))
             assert seen == []
-        assert proxy.records == []
+        assert proxy.seen == []
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -382,7 +382,7 @@ class TestRetry:
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
 
-        def route(seen: Seen, server: Server) -> Any:
+        def route(seen: Seen) -> Any:
             if seen.path == "/start" and seen.carries(INVALID_TOKEN):
                 write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
                 return json_answer(401, INVALID_401)
@@ -402,7 +402,7 @@ class TestRetry:
         assert responses[-1].text == "landed"
         sent = [
             (seen.path, seen.carries(INVALID_TOKEN), seen.carries(VALID_TOKEN), seen.body)
-            for seen in server.records
+            for seen in server.seen
         ]
         assert sent == [
             ("/start", True, False, b"body"),

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
+from _loopback import Server
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
@@ -37,7 +38,6 @@ from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
     VALID_TOKEN,
-    Recorder,
     Service,
     run_cli,
     write_secret,
@@ -111,7 +111,7 @@ class TestLeaks:
         self,
         texts: Texts,
         service: Service,
-        recorder: Recorder,
+        recorder: Server,
         secrets: Path,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
@@ -268,7 +268,7 @@ class TestLeaks:
         ],
     )
     def test_a_server_echoing_the_token_in_its_answer(
-        self, texts: Texts, recorder: Recorder, path: str
+        self, texts: Texts, recorder: Server, path: str
     ) -> None:
         url = recorder.url(path)
         strict = CAVETokenAuth(VALID_TOKEN, raise_on_auth_error=True)
@@ -279,7 +279,7 @@ class TestLeaks:
         texts.assert_no_token()
 
     def test_a_server_echoing_the_new_token_after_a_retry(
-        self, texts: Texts, recorder: Recorder, secrets: Path
+        self, texts: Texts, recorder: Server, secrets: Path
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
         auth = CAVETokenAuth(raise_on_auth_error=True)
@@ -289,7 +289,7 @@ class TestLeaks:
             AuthResponseError, lambda: requests.get(recorder.url("/403-echo-accepted"), auth=auth)
         )
         assert isinstance(error, AuthResponseError)
-        assert [hit.authorization for hit in recorder.hits] == [
+        assert [hit.authorization for hit in recorder.seen] == [
             f"Bearer {INVALID_TOKEN}",
             f"Bearer {VALID_TOKEN}",
         ]

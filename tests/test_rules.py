@@ -30,6 +30,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
+from _loopback import Server
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
@@ -59,7 +60,6 @@ from helpers import (
     WAYS,
     AuditLog,
     Client,
-    Recorder,
     Service,
     carried,
     fetch,
@@ -352,14 +352,14 @@ class TestRedirects:
 
     @pytest.mark.parametrize("way", WAYS)
     def test_later_hops_elsewhere_stay_bare(
-        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
+        self, service: Service, recorder: Server, seen: list[dict[str, Any]], way: str
     ) -> None:
         # A (127.0.0.1:p) -> B (localhost:p) -> C (127.0.0.1:another port)
         to_c = service.redirect(recorder.url("/echo"), 307, host="localhost")
         code, _ = fetch(way, service.redirect(to_c, 307), CAVETokenAuth(VALID_TOKEN))
         assert code == 200
         assert [has_token(hit) for hit in seen] == [True, False]
-        (at_c,) = recorder.hits
+        (at_c,) = recorder.seen
         assert at_c.authorization is None
         assert at_c.cookie is None
 
@@ -410,7 +410,7 @@ class TestRedirects:
 
     @pytest.mark.parametrize("way", WAYS)
     def test_a_hop_sent_again_after_its_connection_dropped_stays_bare(
-        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
+        self, service: Service, recorder: Server, seen: list[dict[str, Any]], way: str
     ) -> None:
         """urllib3 and aiohttp send a hop once more when its connection closes unanswered."""
         recorder.drop = 1
@@ -427,19 +427,19 @@ class TestRedirects:
             with pytest.raises(failed):
                 fetch(way, url, auth)
         assert [carried(hit) for hit in seen] == [TOKEN_AND_COOKIE]
-        hops = [(hit.authorization, hit.cookie) for hit in recorder.hits]
+        hops = [(hit.authorization, hit.cookie) for hit in recorder.seen]
         assert hops == [(None, None)] * (2 if resends else 1)
 
     @pytest.mark.parametrize("way", WAYS)
     def test_port_change_on_the_same_host(
-        self, service: Service, recorder: Recorder, seen: list[dict[str, Any]], way: str
+        self, service: Service, recorder: Server, seen: list[dict[str, Any]], way: str
     ) -> None:
         code, _ = fetch(
             way, service.redirect(recorder.url("/echo"), 307), CAVETokenAuth(VALID_TOKEN)
         )
         assert code == 200
         assert has_token(seen[0])
-        (hop,) = recorder.hits
+        (hop,) = recorder.seen
         assert (hop.authorization, hop.cookie) == (None, None)
 
 

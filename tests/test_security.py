@@ -2,7 +2,7 @@
 
 Every case runs against real loopback servers: ``service`` (werkzeug, the real
 middle_auth_client decorators) answers on 127.0.0.1 and, as another host to
-requests, on localhost; ``recorder`` (raw http.server, see helpers.Recorder)
+requests, on localhost; ``recorder`` (raw http.server, see _loopback.Server)
 answers on another port, on 127.0.0.2 or on ::1. Nothing leaves loopback: a
 test that must be refused before connecting uses ``.invalid`` names.
 
@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cave_requests_auth
+from _loopback import Server
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
@@ -53,7 +54,6 @@ from helpers import (
     TIMEOUT,
     VALID_TOKEN,
     AuditLog,
-    Recorder,
     Service,
     bearer,
     fetch,
@@ -222,7 +222,7 @@ class TestHostFiles:
         assert bearer(CAVETokenAuth()(request)) == token
 
     def test_loopback_hosts(
-        self, service: Service, recorder: Recorder, secrets: Path, seen: list[Any]
+        self, service: Service, recorder: Server, secrets: Path, seen: list[Any]
     ) -> None:
         write_secret(secrets / f"127.0.0.1:{service.port}-cave-secret.json", {"token": VALID_TOKEN})
         write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
@@ -243,7 +243,7 @@ class TestHostFiles:
         assert another_port == f"Bearer {OTHER_TOKEN}"
 
     def test_a_host_file_without_port_serves_that_host_only(
-        self, service: Service, recorder: Recorder, secrets: Path
+        self, service: Service, recorder: Server, secrets: Path
     ) -> None:
         write_secret(secrets / "localhost-cave-secret.json", {"token": VALID_TOKEN})
         write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
@@ -381,14 +381,14 @@ class TestTransport:
 
     @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1"])
     def test_loopback_addresses_get_the_token_over_http(
-        self, recorder_on: Callable[[str], Recorder], host: str
+        self, recorder_on: Callable[[str], Server], host: str
     ) -> None:
         server = recorder_on(host)
         response = requests.get(
             server.url("/echo"), auth=CAVETokenAuth(VALID_TOKEN), timeout=TIMEOUT
         )
         assert response.status_code == 200
-        (hit,) = server.hits
+        (hit,) = server.seen
         assert hit.authorization == f"Bearer {VALID_TOKEN}"
 
     def test_localhost_gets_the_token_over_http(self, service: Service, seen: list[Any]) -> None:
@@ -669,7 +669,7 @@ class TestRetries:
 
     @pytest.mark.parametrize("way", ["session.auth", "adapter"])
     def test_a_source_that_changes_on_every_answer_gets_one_retry(
-        self, recorder: Recorder, secrets: Path, way: str
+        self, recorder: Server, secrets: Path, way: str
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": f"{0:032x}"})
         counter = iter(range(1, 100))
@@ -682,7 +682,7 @@ class TestRetries:
         recorder.on_hit = rotate
         code, response = fetch(way, recorder.url("/401"), auth)
         assert code == 401
-        assert len(recorder.hits) == 2
+        assert len(recorder.seen) == 2
         assert len(response.history) == 1
         assert path.exists()
 
@@ -765,7 +765,7 @@ class TestRetries:
         # The token did change: the next request uses it.
         assert requests.get(service.url("/api/data"), auth=auth, timeout=TIMEOUT).status_code == 200
 
-    def test_threads_share_one_auth(self, recorder: Recorder, secrets: Path) -> None:
+    def test_threads_share_one_auth(self, recorder: Server, secrets: Path) -> None:
         """20 threads, 200s from 127.0.0.1 and 401s from localhost until its token changes."""
         write_secret(
             secrets / f"127.0.0.1:{recorder.port}-cave-secret.json", {"token": VALID_TOKEN}
@@ -808,8 +808,8 @@ class TestRetries:
         assert len(results) == threads * rounds * 2
 
         hits: dict[str, list[Any]] = {}
-        for hit in recorder.hits:
-            hits.setdefault(hit.path, []).append(hit)
+        for hit in recorder.seen:
+            hits.setdefault(hit.target, []).append(hit)
         retried = 0
         for round, _, response in results:
             at_server = hits[response.url.split(f":{recorder.port}", 1)[1]]

@@ -19,7 +19,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, rewind_body, select_proxy
 
-from helpers import TIMEOUT, Recorder, Service, has_token
+from _loopback import Server
+from helpers import TIMEOUT, Service, has_token
 
 try:
     import httpx
@@ -193,7 +194,7 @@ class TestHttpx:
 
     def test_upstream_httpx_proxies_loopback_despite_a_cidr_no_proxy(
         self,
-        recorder: Recorder,
+        recorder: Server,
         service: Service,
         seen: list[dict[str, Any]],
         monkeypatch: pytest.MonkeyPatch,
@@ -203,12 +204,12 @@ class TestHttpx:
         monkeypatch.setenv("NO_PROXY", "127.0.0.0/8")
         with httpx.Client(timeout=TIMEOUT) as client:
             assert client.get(service.url("/echo")).status_code == 200
-        assert [hit.path for hit in recorder.hits] == [service.url("/echo")]  # the proxy's
+        assert [hit.target for hit in recorder.seen] == [service.url("/echo")]  # the proxy's
         assert seen == []
 
     def test_no_proxy_naming_the_host_bypasses_the_environments_proxy(
         self,
-        recorder: Recorder,
+        recorder: Server,
         service: Service,
         seen: list[dict[str, Any]],
         monkeypatch: pytest.MonkeyPatch,
@@ -218,7 +219,7 @@ class TestHttpx:
         monkeypatch.setenv("NO_PROXY", "example.org, 127.0.0.1")
         with httpx.Client(timeout=TIMEOUT) as client:
             assert client.get(service.url("/echo")).status_code == 200
-        assert recorder.hits == []
+        assert recorder.seen == []
         assert len(seen) == 1
 
     def test_the_auth_flow_runs_once_per_send_and_not_for_hops_it_follows(self) -> None:
@@ -493,7 +494,7 @@ class TestAiohttp:
         hop = seen[-1]["headers"]
         assert ("Authorization" in hop, "Cookie" in hop, "X-Kept" in hop) == (False, False, True)
 
-    def test_it_follows_301_302_303_307_308_only(self, recorder: Recorder) -> None:
+    def test_it_follows_301_302_303_307_308_only(self, recorder: Server) -> None:
         """transport.aiohttp.REDIRECTS: a hop it follows is one the middleware expects."""
         followed = {}
 
@@ -501,17 +502,17 @@ class TestAiohttp:
             return await handler(request)
 
         for status in (300, 301, 302, 303, 304, 305, 307, 308):
-            recorder.clear()
+            recorder.reset()
             url = recorder.redirect(recorder.url("/echo"), status)
             answer, _ = self.run(middleware, self.get(url))
-            followed[status] = (answer, len(recorder.hits))
+            followed[status] = (answer, len(recorder.seen))
         assert followed == {
             status: (200, 2) if status in (301, 302, 303, 307, 308) else (status, 1)
             for status in followed
         }
 
     def test_a_hop_whose_connection_drops_is_sent_again_through_the_middleware(
-        self, service: Service, recorder: Recorder
+        self, service: Service, recorder: Server
     ) -> None:
         """CAVEAuthMiddleware: a failed hop is noted, so its re-send is still taken as the hop."""
         calls: list[str] = []
@@ -524,7 +525,7 @@ class TestAiohttp:
         hop = recorder.url("/echo", "localhost")
         assert self.run(middleware, self.get(service.redirect(hop, 307)))[0] == 200
         assert calls[1:] == [hop, hop]  # the hop, then the same hop again
-        assert len(recorder.hits) == 2
+        assert len(recorder.seen) == 2
 
     def test_an_oserror_from_a_middleware_becomes_a_client_os_error(self) -> None:
         """transport.aiohttp: why its own errors are also aiohttp.ClientError."""
@@ -581,7 +582,7 @@ class TestAiohttp:
         ids=["bytes", "seekable"],
     )
     def test_the_handler_called_again_sends_the_body_again_from_where_it_began(
-        self, recorder: Recorder, body: Callable[[], Any]
+        self, recorder: Server, body: Callable[[], Any]
     ) -> None:
         """CAVEAuthMiddleware._retry: a 401 is re-sent by calling the handler once more."""
         data = body()
@@ -599,9 +600,9 @@ class TestAiohttp:
                 return response.status
 
         assert self.run(twice, send) == 200
-        assert [hit.body for hit in recorder.hits] == [b"payload", b"payload"]
+        assert [hit.body for hit in recorder.seen] == [b"payload", b"payload"]
 
-    def test_a_streamed_body_is_consumed_once_sent(self, recorder: Recorder) -> None:
+    def test_a_streamed_body_is_consumed_once_sent(self, recorder: Server) -> None:
         """transport.aiohttp._rewindable: a body aiohttp cannot send again says so."""
         consumed: list[bool] = []
 
