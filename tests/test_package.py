@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +154,99 @@ class TestPages:
         url = get_new_token(open=True)  # BROWSER's command runs to its end
         capsys.readouterr()
         assert opened.read_text().strip() == url
+
+
+class TestImportGraph:
+    """The layers, read from the import statements: a core that decides, bindings that translate.
+
+    A binding is a module of ``transport/`` (with the optional-dependency front
+    doors ``httpx.py`` and ``aiohttp.py``). Nothing below the bindings imports
+    one, and no binding imports another: what they share is below them
+    (``exchange``, ``wire``). So using urllib3 or httpx alone never imports the
+    requests binding, nor ``requests.auth`` / ``requests.adapters``.
+    """
+
+    PACKAGE = Path(cave_requests_auth.__file__).parent
+    BINDINGS = frozenset(
+        f"transport.{name}" for name in ("requests", "urllib3", "httpx", "aiohttp")
+    )
+    ABOVE = frozenset(("httpx", "aiohttp", "neuroglancer", "__init__", "__main__"))  # and cli.*
+
+    @classmethod
+    def graph(cls) -> dict[str, set[str]]:
+        """Each module (``core``, ``transport.httpx``, ``cli.status``) and what it imports:
+        package modules by the same names, other modules by their full name."""
+        import ast
+
+        graph: dict[str, set[str]] = {}
+        for path in sorted(cls.PACKAGE.rglob("*.py")):
+            parts = list(path.relative_to(cls.PACKAGE).with_suffix("").parts)
+            name = ".".join(parts)
+            package = parts[:-1]
+            imported: set[str] = set()
+            for node in cls.runtime_nodes(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    imported.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+                    imported.add(str(node.module))
+                elif isinstance(node, ast.ImportFrom):
+                    base = package[: len(package) - node.level + 1]
+                    module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+                    for alias in node.names:  # `from . import x` names a module
+                        full = f"{module}.{alias.name}".strip(".")
+                        found = (cls.PACKAGE / Path(*full.split("."))).with_suffix(".py")
+                        imported.add(full if found.exists() else module)
+            graph[name] = {i.removeprefix("cave_requests_auth.") for i in imported}
+        return graph
+
+    @staticmethod
+    def runtime_nodes(tree: Any) -> Iterator[Any]:
+        """The nodes of ``tree`` but those under ``if TYPE_CHECKING:`` (no import at run time)."""
+        import ast
+
+        todo = [tree]
+        while todo:
+            node = todo.pop()
+            yield node
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                todo.extend(node.orelse)
+                continue
+            todo.extend(ast.iter_child_nodes(node))
+
+    def closure(self, graph: dict[str, set[str]], start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for imported in graph.get(todo.pop(), ()):
+                if imported not in seen:
+                    seen.add(imported)
+                    todo.append(imported)
+        return seen
+
+    def test_the_graph_sees_the_bindings_and_their_libraries(self) -> None:
+        graph = self.graph()
+        assert set(graph) >= self.BINDINGS
+        assert "requests.auth.AuthBase" in graph["transport.requests"]
+        assert "core" in graph["transport.urllib3"]  # relative imports are resolved
+
+    def test_nothing_below_the_bindings_imports_one(self) -> None:
+        graph = self.graph()
+        below = {name for name in graph if name not in self.BINDINGS | self.ABOVE}
+        below = {name for name in below if not name.startswith("cli")}
+        for name in below:
+            assert not self.closure(graph, name) & self.BINDINGS, name
+
+    def test_no_binding_imports_another(self) -> None:
+        graph = self.graph()
+        for binding in self.BINDINGS:
+            assert not self.closure(graph, binding) & (self.BINDINGS - {binding}), binding
+
+    @pytest.mark.parametrize(
+        "binding", ["transport.urllib3", "transport.httpx", "transport.aiohttp"]
+    )
+    def test_urllib3_or_httpx_alone_never_imports_requests_auth(self, binding: str) -> None:
+        reached = self.closure(self.graph(), binding)
+        assert not {
+            name for name in reached if name.startswith(("requests.auth", "requests.adapters"))
+        }
+        assert not {name for name in reached if name in ("requests", "requests.sessions")}
