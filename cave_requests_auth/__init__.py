@@ -9,7 +9,7 @@ or in ``CAVE_TOKEN``; see :func:`find_token` for the order.
 """
 
 from ._version import __version__
-from .account import get_new_token, whoami
+from .account import whoami
 from .errors import (
     AuthResponseError,
     CAVEAuthError,
@@ -22,6 +22,7 @@ from .errors import (
     TokenNotFoundError,
 )
 from .exchange import raise_for_auth
+from .login import get_new_token, login
 from .lookup import find_token, load_token, token_file_paths
 from .store import delete_token, save_token
 from .tokens import TokenSource
@@ -51,6 +52,7 @@ __all__ = [
     "find_token",
     "get_new_token",
     "load_token",
+    "login",
     "new_token_url",
     "raise_for_auth",
     "save_token",

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Callable
 import requests
 
 from .._version import __version__
+from ..authserver import unreachable
 from ..errors import CAVEAuthError
 from . import login, logout, save, status, token, whoami
-from ._common import add_common, unreachable
-from ._output import PROG, CommandError, Output
+from ._common import PROG, CommandError, Output, add_common
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,8 +100,9 @@ def _run(io: Output, argv: Sequence[str] | None) -> int:
     except EOFError:
         io.error("no token was given.")
         return 1
-    except requests.RequestException as error:
-        io.error(unreachable(error, "ask it") + "; check the address and the network.")
+    except requests.RequestException as error:  # one sentence, where the package said it
+        said = error if getattr(error, "said", False) else unreachable(error, "ask it")
+        io.error(str(said))
         return 1
     except RecursionError:
         io.error("a secret file is nested too deeply to be read; look for a damaged file.")

@@ -1,30 +1,40 @@
-"""What the commands share: the common options, the token rules, asking the auth server."""
+"""What the commands share: the common options, what they print, the token rules."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import shlex
-from typing import TYPE_CHECKING, Any
+import warnings
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
-import requests
-
-from ..account import AuthServer, find_auth_server, missing_terms, user_of
+from ..authserver import refused_over_http
 from ..core import Credentials
-from ..errors import AuthResponseError, InsecureTransportError
+from ..errors import CAVEAuthWarning, InsecureTransportError
+from ..login import PROG, options
 from ..lookup import TokenPlaces
-from ..store import save_token
 from ..text import printable
-from ..tokens import CAVE_TOKEN_ENV, DEFAULT_TOKEN_KEY, mask_token
+from ..tokens import DEFAULT_TOKEN_KEY
 from ..urls import DEFAULT_SERVER_ADDRESS, normalize_server_address, parse_origin
-from ._output import PROG, CommandError
 
 if TYPE_CHECKING:
-    from ..tokens import TokenSource
+    from collections.abc import Iterator
+
     from ..wire import Attachment
-    from ._output import Output
+
+__all__ = ["PROG", "CommandError", "Output", "add_common", "attachment_for", "auth_of"]
+__all__ += ["places_of", "same_options", "server_of"]
 
 COMMON_OPTIONS = ("server", "secrets_dir", "token_file", "token_key")
+
+
+class CommandError(Exception):
+    """A refusal of the command: one sentence for standard error, and an exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _server(text: str) -> str:
@@ -52,39 +62,19 @@ def add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     only what is given after the command's name, so neither undoes the other.
     """
     group = parser.add_argument_group("where the token lives (before or after the command)")
-
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    group.add_argument(
-        "--server",
-        metavar="URL",
-        type=_server,
-        default=default(None),
-        help=f"the CAVE auth server (default: {DEFAULT_SERVER_ADDRESS})",
-    )
-    group.add_argument(
-        "--secrets-dir",
-        metavar="DIR",
-        type=_not_empty("--secrets-dir"),
-        default=default(None),
-        help="folder of the secret files (default: $CLOUD_VOLUME_DIR/secrets, "
-        "else ~/.cloudvolume/secrets)",
-    )
-    group.add_argument(
-        "--token-file",
-        metavar="FILE",
-        type=_not_empty("--token-file"),
-        default=default(None),
-        help="use this JSON file only",
-    )
-    group.add_argument(
-        "--token-key",
-        metavar="KEY",
-        type=_not_empty("--token-key"),
-        default=default(DEFAULT_TOKEN_KEY),
-        help=f"key of the token in the JSON files (default: {DEFAULT_TOKEN_KEY})",
-    )
+    secrets = "$CLOUD_VOLUME_DIR/secrets, else ~/.cloudvolume/secrets"
+    options: list[tuple[str, str, Any, Any, str]] = [
+        ("--server", "URL", _server, None,
+         f"the CAVE auth server (default: {DEFAULT_SERVER_ADDRESS})"),
+        ("--secrets-dir", "DIR", _not_empty("--secrets-dir"), None,
+         f"folder of the secret files (default: {secrets})"),
+        ("--token-file", "FILE", _not_empty("--token-file"), None, "use this JSON file only"),
+        ("--token-key", "KEY", _not_empty("--token-key"), DEFAULT_TOKEN_KEY,
+         f"key of the token in the JSON files (default: {DEFAULT_TOKEN_KEY})"),
+    ]  # fmt: skip
+    for name, metavar, kind, value, text in options:
+        default = argparse.SUPPRESS if suppress else value
+        group.add_argument(name, metavar=metavar, type=kind, default=default, help=text)
 
 
 def places_of(args: argparse.Namespace) -> TokenPlaces:
@@ -96,7 +86,7 @@ def server_of(args: argparse.Namespace) -> str:
 
 
 def auth_of(args: argparse.Namespace) -> Credentials:
-    """The auth a request would use with these options."""
+    """The rules and token a request would use with these options."""
     return Credentials(
         server_address=args.server,
         token_file=args.token_file,
@@ -107,27 +97,15 @@ def auth_of(args: argparse.Namespace) -> Credentials:
 
 def same_options(args: argparse.Namespace) -> str:
     """The common options given, as they would be typed again (with a leading space)."""
-    words = []
-    for name in COMMON_OPTIONS:
-        value = getattr(args, name)
-        if value is not None and not (name == "token_key" and value == DEFAULT_TOKEN_KEY):
-            words += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
-    return "".join(" " + word for word in words)
-
-
-def refused_over_http(origin: object) -> CommandError:
-    return CommandError(
-        f"a request to {origin} gets no CAVE token: plain http is allowed only to this "
-        "machine (localhost, 127.0.0.1, ::1) and not through a proxy; use https://."
-    )
+    return options({name: getattr(args, name) for name in COMMON_OPTIONS})
 
 
 def attachment_for(auth: Credentials, url: str) -> Attachment | None:
     """What a request to ``url`` would carry, by the rules every request follows.
 
     Raises:
-        CommandError: ``url`` is not an http(s) URL (status 2), or the rules
-            refuse to send a token there (plain http to another machine).
+        CommandError: ``url`` is not an http(s) URL (status 2).
+        InsecureTransportError: the rules refuse to send a token there.
         TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
     """
     origin = parse_origin(url)
@@ -147,114 +125,75 @@ def attachment_for(auth: Credentials, url: str) -> Attachment | None:
         raise refused_over_http(origin) from None
 
 
-def unreachable(error: requests.RequestException, doing: str) -> str:
-    """``cannot reach https://host to <doing> (ConnectionError)``."""
-    request = error.request
-    origin = parse_origin(str(request.url)) if request is not None else None
-    return f"cannot reach {origin or 'the server'} to {doing} ({type(error).__name__})"
+def _fit(stream: TextIO, text: str) -> str:
+    """``text`` as ``stream`` can encode it (``…`` becomes ``...`` where it cannot)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        text = text.replace("…", "...").replace("✓", "+").replace("✗", "x")
+        return text.encode(encoding, "replace").decode(encoding)
+    except LookupError:
+        pass
+    return text
 
 
-def check_with_server(
-    source: TokenSource, target: str, issuers: dict[str, AuthServer] | None = None
-) -> tuple[dict[str, Any], AuthServer]:
-    """Ask the auth server of ``target`` whose the token of ``source`` is.
+class Output(logging.Handler):
+    """Standard output and error, colored only on a terminal and without NO_COLOR.
 
-    Args:
-        issuers: auth servers already found, by origin (filled in).
-
-    Raises:
-        AuthResponseError: the token was refused, or the server is no auth server.
-        CommandError: a server could not be reached, or would get the token over http.
+    While :meth:`reporting`, it is also the handler of the package's log
+    warnings, and Python's warnings go through it: both as ``cave-auth: warning:`` lines.
     """
-    key = str(parse_origin(target))
-    try:
-        issuer = (issuers or {}).get(key)
-        if issuer is None:
-            issuer = find_auth_server(target)
-            if issuers is not None:
-                issuers[key] = issuer
-    except requests.RequestException as error:
-        raise CommandError(
-            unreachable(error, "find its auth server") + "; check the address and the network."
-        ) from None
-    try:
-        return user_of(source, issuer), issuer
-    except InsecureTransportError:
-        raise refused_over_http(issuer) from None
-    except AuthResponseError:
-        raise
-    except requests.RequestException as error:
-        raise CommandError(
-            unreachable(error, "check the token") + "; check the address and the network."
-        ) from None
 
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        super().__init__(logging.WARNING)
+        self.out = out
+        self.err = err
+        self._warned: set[str] = set()
 
-def describe_user(user: dict[str, Any]) -> str:
-    """``Ada <ada@example.org>, user id 1``, without control characters."""
-    name = printable(str(user.get("name") or "(no name)"))
-    email = f" <{printable(str(user['email']))}>" if user.get("email") else ""
-    return f"{name}{email}, user id {printable(str(user.get('id')))}"
+    @staticmethod
+    def _paint(stream: TextIO, text: str, color: str) -> str:
+        tty = getattr(stream, "isatty", lambda: False)()
+        return f"\x1b[{color}m{text}\x1b[0m" if tty and not os.environ.get("NO_COLOR") else text
 
+    def say(self, text: str = "") -> None:
+        print(_fit(self.out, text), file=self.out)
 
-def user_lines(user: dict[str, Any], issuer: AuthServer) -> list[tuple[str, str]]:
-    """(label, text) lines about a user: who, groups, terms of service not accepted."""
-    lines = [("user", f"{describe_user(user)} (asked {issuer})")]
-    groups = user.get("groups")
-    if isinstance(groups, list) and groups:
-        lines.append(("groups", ", ".join(printable(str(group)) for group in groups)))
-    for name, dataset, url in missing_terms(user, issuer):
-        lines.append(
-            (
-                "terms",
-                f"not accepted: '{printable(name)}' (dataset {printable(dataset)}); "
-                f"accept them at {printable(url)}",
-            )
-        )
-    return lines
+    def good(self, text: str) -> None:
+        self.say(self._paint(self.out, text, "32"))
 
+    def bad(self, text: str) -> None:
+        self.say(self._paint(self.out, text, "31"))
 
-def warn_if_environment_wins(io: Output, what: str) -> None:
-    if os.environ.get(CAVE_TOKEN_ENV, "").strip():
-        io.warn(
-            f"{CAVE_TOKEN_ENV} is set, so requests use it, not {what}; unset it to use the files."
-        )
+    def warn(self, text: str) -> None:
+        """``cave-auth: warning: text`` on standard error, once per text."""
+        if text not in self._warned:
+            self._warned.add(text)
+            prefix = self._paint(self.err, f"{PROG}: warning:", "33")
+            print(_fit(self.err, f"{prefix} {text}"), file=self.err)
 
+    def error(self, text: str) -> None:
+        prefix = self._paint(self.err, f"{PROG}: error:", "31")
+        print(_fit(self.err, f"{prefix} {text}"), file=self.err)
 
-def save(io: Output, args: argparse.Namespace, token: str) -> None:
-    """Save ``token`` as the options say (replacing a token there), and say where."""
-    paths = save_token(
-        token,
-        args.server,
-        token_file=args.token_file,
-        token_key=args.token_key,
-        secrets_dir=args.secrets_dir,
-        overwrite=True,
-        write_server_file=args.token_file is None,
-    )
-    io.good(f"Saved the token ({mask_token(token)}) to:")
-    for path in paths:
-        io.say(f"  {path}")
-    warn_if_environment_wins(io, "the saved token")
+    def emit(self, record: logging.LogRecord) -> None:
+        self.warn(printable(record.getMessage()))
 
+    def _show_warning(self, message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        self.warn(printable(str(message)))
 
-def example(text: str) -> str:
-    return f"example:\n  {text}"
-
-
-__all__ = [
-    "PROG",
-    "CommandError",
-    "add_common",
-    "attachment_for",
-    "auth_of",
-    "check_with_server",
-    "describe_user",
-    "example",
-    "places_of",
-    "same_options",
-    "save",
-    "server_of",
-    "unreachable",
-    "user_lines",
-    "warn_if_environment_wins",
-]
+    @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Python warnings, and the package's log warnings, as ``cave-auth: warning:`` lines."""
+        logger = logging.getLogger("cave_requests_auth")
+        propagate = logger.propagate
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CAVEAuthWarning)
+            warnings.showwarning = self._show_warning
+            logger.addHandler(self)
+            logger.propagate = False
+            try:
+                yield
+            finally:
+                logger.removeHandler(self)
+                logger.propagate = propagate

@@ -5,23 +5,28 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import requests
+
+from ..account import revoke
+from ..authserver import find_auth_server, unreachable
 from ..errors import CAVEAuthError
+from ..files import read_secret_file
 from ..lookup import origin_of
 from ..store import remove_token, saved_token_files
 from ..tokens import CAVE_TOKEN_ENV
-from ._common import PROG, CommandError, auth_of, places_of, server_of
+from ._common import PROG, CommandError, attachment_for, auth_of, places_of, server_of
 
 if TYPE_CHECKING:
     import argparse
 
-    from ._output import Output
+    from ._common import Output
 
 NAME = "logout"
 SUMMARY = (
     "Remove the saved token from every file a request to the server reads "
-    "(--all: every saved CAVE token)."
+    "(--all: every saved CAVE token; --revoke: delete it on its auth server first)."
 )
-EXAMPLE = f"{PROG} logout --all"
+EXAMPLE = f"{PROG} logout --revoke"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,32 +36,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="remove every saved CAVE token: each *-cave-secret.json, cave-secret.json and "
         "chunkedgraph-secret.json (other keys in them are kept)",
     )
+    parser.add_argument(
+        "--revoke",
+        action="store_true",
+        help="first delete the token requests to the server use on its auth server (an API "
+        "key, or a login token); where that fails, the files are left as they are",
+    )
 
 
 def _holding(paths: list[str], key: str) -> list[str]:
     """The files among ``paths`` with a value under ``key`` (unreadable ones count)."""
-    from ..files import read_secret_file
-
     found = []
     for path in paths:
         try:
             data = read_secret_file(path, check_mode=False)
         except (CAVEAuthError, RecursionError):
-            found.append(path)
-            continue
+            data = {key: None}
         if data is not None and key in data:
             found.append(path)
     return found
 
 
+def _revoke(io: Output, args: argparse.Namespace, server: str) -> None:
+    """Delete the token a request to ``server`` uses on its auth server, or say why not."""
+    attachment = attachment_for(auth_of(args), server)
+    if attachment is None or attachment.source is None:
+        raise CommandError(f"a request to {server} gets no CAVE token: there is none to revoke.")
+    source = attachment.source
+    try:
+        try:
+            issuer = find_auth_server(server)
+        except requests.RequestException as error:
+            raise unreachable(error, "find its auth server") from None
+        done = revoke(source, issuer)
+    except (CAVEAuthError, requests.RequestException) as error:
+        kept = "The token was not revoked, and the saved files were left as they are."
+        raise CommandError(f"{error} {kept}") from None
+    io.say(f"Revoked the token {source.masked} from {source}: {done}.")
+
+
 def run(io: Output, args: argparse.Namespace) -> int:
     places = places_of(args)
     server = server_of(args)
+    if args.all and places.token_file is not None:
+        raise CommandError(
+            "--all removes the tokens of the secrets folder; without --token-file.", 2
+        )
+    if args.revoke:
+        _revoke(io, args, server)
     if args.all:
-        if places.token_file is not None:
-            raise CommandError(
-                "--all removes the tokens of the secrets folder; without --token-file.", 2
-            )
         paths = saved_token_files(places.folder)
     elif places.token_file is not None:
         paths = [places.token_file]

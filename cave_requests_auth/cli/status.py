@@ -15,8 +15,10 @@ import stat
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
+import requests
+
+from ..account import check_token_with, user_lines
 from ..errors import (
-    AuthResponseError,
     CAVEAuthError,
     InvalidTokenError,
     TokenFileError,
@@ -41,19 +43,17 @@ from ._common import (
     CommandError,
     attachment_for,
     auth_of,
-    check_with_server,
     places_of,
     same_options,
     server_of,
-    user_lines,
 )
 
 if TYPE_CHECKING:
     import argparse
 
-    from ..account import AuthServer
+    from ..authserver import AuthServer
     from ..lookup import TokenPlaces
-    from ._output import Output
+    from ._common import Output
 
 NAME = "status"
 SUMMARY = "Show which token a request would use, and every token saved on this machine."
@@ -202,10 +202,10 @@ def _check(
     found = checked.get(key)
     if found is None:
         try:
-            user, issuer = check_with_server(block.source, block.issuer_url, issuers)
+            user, issuer = check_token_with(block.source, block.issuer_url, issuers)
             found = user_lines(user, issuer)
-        except (AuthResponseError, CommandError) as error:
-            found = str(error)
+        except (CAVEAuthError, requests.RequestException) as error:
+            found = str(error).rstrip(".")
         checked[key] = found
     if isinstance(found, str):
         _line(io, "check", f"failed: {found}", bad=True)

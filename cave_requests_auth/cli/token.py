@@ -9,7 +9,7 @@ from ._common import PROG, CommandError, attachment_for, auth_of, server_of
 if TYPE_CHECKING:
     import argparse
 
-    from ._output import Output
+    from ._common import Output
 
 NAME = "token"
 SUMMARY = "Print the bare token a request to URL would send, for use in a shell."

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._common import (
-    PROG,
-    CommandError,
-    attachment_for,
-    auth_of,
-    check_with_server,
-    describe_user,
-    server_of,
-    user_lines,
-)
+from ..account import check_token_with, describe_user, user_lines
+from ._common import PROG, CommandError, attachment_for, auth_of, server_of
 
 if TYPE_CHECKING:
     import argparse
 
-    from ._output import Output
+    from ._common import Output
 
 NAME = "whoami"
 SUMMARY = "Ask the auth server whose the token is, and which terms are still to accept."
@@ -35,7 +27,7 @@ def run(io: Output, args: argparse.Namespace) -> int:
     if attachment is None or attachment.source is None:
         raise CommandError(f"a request to {server} gets no CAVE token.")
     source = attachment.source
-    user, issuer = check_with_server(source, server)
+    user, issuer = check_token_with(source, server)
     io.say(describe_user(user))
     for label, text in user_lines(user, issuer)[1:]:
         io.say(f"{label}: {text}")
