@@ -46,6 +46,7 @@ DISTRIBUTIONS = {
     "requests_cache": "requests-cache",
     "requests_futures": "requests-futures",
     "distributed": "dask[distributed]",
+    "neuroglancer": "neuroglancer",
 }
 
 
@@ -511,3 +512,29 @@ class TestDask:
         assert len(workers) == 4, printed
         assert all(pid != main and name == USER_OF[expected] for pid, main, name in workers)
         assert [sent(hit) for hit in seen] == [expected] * 5  # the client's, and 4 tasks'
+
+
+class TestNeuroglancer:
+    @pytest.mark.parametrize("token_in", ["file", "CAVE_TOKEN"])
+    def test_recipe(
+        self, token_in: str, graphene: tuple[Service, str], isolated_home: Path
+    ) -> None:
+        """What the viewer gives its page for the graphene source's origin is what the
+        library finds, and the server accepts it."""
+        requires("neuroglancer")
+        record, ca_file = graphene
+        save_token(VALID_TOKEN)
+        expected = "OTHER_TOKEN" if token_in == "CAVE_TOKEN" else "VALID_TOKEN"
+        server = record.url("").rstrip("/")
+        env = {"CAVE_RECIPE_URL": server, "REQUESTS_CA_BUNDLE": ca_file}
+
+        printed = run_recipe(
+            "neuroglancer_viewer.py", isolated_home, env, None if token_in == "file" else expected
+        )
+
+        source = f"graphene://middleauth+{server}/segmentation/table/minnie65_public"
+        assert f"layer source: {source}" in printed
+        assert re.search(r"^open in a browser to see it: http://127\.0\.0\.1:\d+/v/", printed, re.M)
+        assert "the viewer gives the page a Bearer token: " in printed
+        assert "the server accepts it: 3 layers" in printed
+        assert [sent(hit) for hit in record.seen] == [expected]
