@@ -100,8 +100,9 @@ def register(
     """Give the ``middleauth+`` sources of neuroglancer viewers the CAVE token the rules allow.
 
     Args:
-        auth: a :class:`~cave_requests_auth.CAVETokenAuth` (any ``Credentials``);
-            by default one made of ``token_kwargs`` (``hosts=``, ``secrets_dir=``, ...).
+        auth: a :class:`~cave_requests_auth.CAVETokenAuth` (any ``Credentials``) with
+            ``hosts=``; by default one made of ``token_kwargs`` (``hosts=`` required:
+            a viewer's state, say from a shared link, can name any origin).
         manager: a ``neuroglancer.credentials_provider.CredentialsManager``; by default
             the one a ``neuroglancer.Viewer``'s server asks.
 
@@ -112,6 +113,11 @@ def register(
         auth = Credentials(**token_kwargs)
     elif token_kwargs:
         raise TypeError("register() takes auth= or the keywords of CAVETokenAuth, not both.")
+    if auth.hosts is None:
+        raise TypeError(
+            "register() needs hosts=[...], the hosts whose middleauth+ sources get the token: "
+            "a viewer's state can name any origin."
+        )
     if manager is None:
         manager = neuroglancer.default_credentials_manager.default_credentials_manager
     providers = MiddleauthProviders(auth)

@@ -41,6 +41,7 @@ from cave_requests_auth.neuroglancer import (  # noqa: E402
 )
 
 TOKENS = (VALID_TOKEN, OTHER_TOKEN, INVALID_TOKEN)
+HOSTS = ["127.0.0.1", "localhost", "minnie.example.org"]  # the origins the tests' pages ask for
 
 
 class Page:
@@ -105,7 +106,7 @@ class TestAllowedOrigin:
         caplog.set_level("DEBUG")
         running = service if scheme == "http-loopback" else tls_service
         write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        registered = register()
+        registered = register(hosts=HOSTS)
         origin = origin_of(running.url())
 
         answer = page.ask(origin)
@@ -122,7 +123,7 @@ class TestAllowedOrigin:
         self, page: Page, service: Service, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
-        register()
+        register(hosts=HOSTS)
         first = page.ask(origin_of(service.url())).json()
 
         monkeypatch.setenv("CAVE_TOKEN", OTHER_TOKEN)  # not looked at: nothing was refused
@@ -140,7 +141,7 @@ class TestRefused:
         resolved: list[str],
     ) -> None:
         monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
-        register()
+        register(hosts=HOSTS)
 
         answer = page.ask("http://minnie.example.org")
 
@@ -169,7 +170,7 @@ class TestRefused:
     ) -> None:
         # A token for another host only: none for the service.
         write_secret(secrets / "minnie.example.org-cave-secret.json", {"token": VALID_TOKEN})
-        register()
+        register(hosts=HOSTS)
 
         answer = page.ask(origin_of(service.url()))
 
@@ -183,7 +184,7 @@ class TestRefused:
     def test_required_false_without_a_token_gives_anonymous_credentials(
         self, page: Page, service: Service
     ) -> None:
-        register(required=False)
+        register(hosts=HOSTS, required=False)
 
         answer = page.ask(origin_of(service.url()))
 
@@ -191,7 +192,7 @@ class TestRefused:
         assert answer.json()["credentials"] == {"tokenType": "", "accessToken": ""}
 
     def test_an_origin_that_is_not_a_string_is_a_bad_request(self, page: Page) -> None:
-        register(token=VALID_TOKEN)
+        register(hosts=HOSTS, token=VALID_TOKEN)
 
         answer = page.ask(None)
 
@@ -208,7 +209,7 @@ class TestReadAgain:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
-        register()
+        register(hosts=HOSTS)
         origin = origin_of(service.url())
         refused = page.ask(origin).json()
         answer = page.fetch(service.url("/api/data"), refused["credentials"])
@@ -231,7 +232,7 @@ class TestReadAgain:
         service: Service,
         capfd: pytest.CaptureFixture[str],
     ) -> None:
-        register()
+        register(hosts=HOSTS)
         assert page.ask(origin_of(service.url())).status_code == 401
 
         run_cli(capfd, "save", "-", stdin=VALID_TOKEN + "\n")
@@ -246,7 +247,7 @@ class TestRegister:
         from neuroglancer.credentials_provider import CredentialsManager
 
         manager = CredentialsManager()
-        registered = register(CAVETokenAuth(token=VALID_TOKEN), manager=manager)
+        registered = register(CAVETokenAuth(token=VALID_TOKEN, hosts=HOSTS), manager=manager)
 
         provider = manager.get(KEY, origin_of(service.url()))
         given = provider.get().result(timeout=10)
@@ -254,6 +255,13 @@ class TestRegister:
         assert isinstance(registered, MiddleauthProviders)
         assert provider is registered(origin_of(service.url()))
         assert given["credentials"] == {"tokenType": "Bearer", "accessToken": VALID_TOKEN}
+
+    @pytest.mark.parametrize("auth", [None, CAVETokenAuth(token=VALID_TOKEN)])
+    def test_it_needs_the_hosts_a_page_may_get_the_token_for(self, auth: Any) -> None:
+        """A viewer's state (a shared link) can name any origin: which get the token is
+        the user's choice, not the state's."""
+        with pytest.raises(TypeError, match="hosts="):
+            register(auth)
 
     def test_auth_and_keywords_are_not_both_taken(self) -> None:
         with pytest.raises(TypeError, match="not both"):
