@@ -41,6 +41,7 @@ from helpers import (
     LOOPBACK_NAMES,
     OTHER_TOKEN,
     PROXY_VARIABLES,
+    REVOKED,
     VALID_TOKEN,
     AuditLog,
     Service,
@@ -55,6 +56,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    REVOKED.clear()  # the service's tokens are all valid again
     monkeypatch.setenv("CLOUD_VOLUME_DIR", str(home / ".cloudvolume"))
     for name in ("CAVE_TOKEN", "NETRC", "NO_COLOR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)

@@ -583,9 +583,56 @@ class Service:
         return self.url(f"/redirect/{status}?to={quote(to, safe='')}", host)
 
 
+# A token's life on the auth server, as middle_auth keeps it: API keys (an id each,
+# never expiring) and login tokens (a time to live); revoked tokens are refused.
+API_KEYS = {VALID_TOKEN: 11, TOS_TOKEN: 13, PLAIN_TOKEN: 14}
+TTLS = {OTHER_TOKEN: 6 * 86400}  # seconds left; a login token, 7 days when made
+REVOKED: set[str] = set()  # emptied before each test (conftest's isolated_home)
+
+
 def lookup_user(token: str) -> dict[str, Any] | None:
     """The user of ``token``, for ``setPermissionLookupOverride``."""
-    return USERS.get(token)
+    return None if token in REVOKED else USERS.get(token)
+
+
+def add_token_life_routes(app: flask.Flask) -> None:
+    """middle_auth's routes of a token's life (``neuroglancer_auth/server.py``), exactly:
+    ``user/token`` (the user's API keys), ``DELETE user/token/<id>``, ``logout``
+    (422 for an API key) and ``user/token/<token>/ttl`` (-1 for an API key)."""
+
+    def own(token: str) -> bool:
+        return lookup_user(token) is not None and USERS[token]["id"] == flask.g.auth_user["id"]
+
+    @app.route("/auth/api/v1/user/token")
+    @mac.auth_required
+    def api_keys() -> Any:
+        keys = [{"id": n, "token": t, "user_id": USERS[t]["id"]} for t, n in API_KEYS.items()]
+        return flask.jsonify([key for key in keys if own(str(key["token"]))])
+
+    @app.route("/auth/api/v1/user/token/<int:key_id>", methods=["DELETE"])
+    @mac.auth_required
+    def delete_api_key(key_id: int) -> Any:
+        for token, number in API_KEYS.items():
+            if number == key_id and own(token):
+                REVOKED.add(token)
+                return flask.jsonify("success")
+        return flask.Response("Token doesn't exist", 404)
+
+    @app.route("/auth/api/v1/logout")
+    @mac.auth_required
+    def logout() -> Any:
+        if flask.g.auth_token in API_KEYS:
+            return flask.Response("Can't logout an API Key.", 422)
+        REVOKED.add(flask.g.auth_token)
+        return flask.jsonify("success")
+
+    @app.route("/auth/api/v1/user/token/<key>/ttl")
+    @mac.auth_required
+    def ttl(key: str) -> Any:
+        if not own(key):
+            message = "Token does not exist or is not asociated with your account."
+            return flask.jsonify({"error": "invalid_token", "message": message}), 404
+        return flask.jsonify(-1 if key in API_KEYS else TTLS.get(key, 7 * 86400))
 
 
 def make_app(service: Service) -> flask.Flask:
@@ -669,6 +716,7 @@ def make_app(service: Service) -> flask.Flask:
     def always_403() -> Any:
         return flask.Response("Requires membership of group: lab", 403)
 
+    add_token_life_routes(app)
     return app
 
 

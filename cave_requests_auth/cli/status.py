@@ -4,7 +4,8 @@ Like ``gh auth status``: one block per token (``CAVE_TOKEN``, each server file,
 the default file, the deprecated one), masked, with what it is used for; where
 files hold different tokens, it says so (CAVEclient's ``save_token(overwrite=True)``
 replaces the token in one file only, so CAVEclient and CloudVolume may then send
-different tokens). ``--check`` asks the auth server that issued each token.
+different tokens). ``--check`` asks the auth server that issued each token
+whose it is and, where the server says so, when it expires.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import time
 import warnings
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import requests
 
-from ..account import check_token_with, user_lines
+from ..account import check_token_with, token_ttl, user_lines
 from ..errors import (
     CAVEAuthError,
     InvalidTokenError,
@@ -38,15 +40,7 @@ from ..tokens import (
     check_token,
 )
 from ..urls import new_token_url, parse_origin
-from ._common import (
-    PROG,
-    CommandError,
-    attachment_for,
-    auth_of,
-    places_of,
-    same_options,
-    server_of,
-)
+from ._common import PROG, CommandError, attachment_for, auth_of, places_of, same_options, server_of
 
 if TYPE_CHECKING:
     import argparse
@@ -64,6 +58,8 @@ DESCRIPTION = (
 EXAMPLE = f"{PROG} status https://minnie.example.org/segmentation/api --check"
 
 _WIDTH = 7  # of the labels
+_SOON = 86400  # seconds: a token that expires sooner gets a warning
+Checked = Union[tuple[list[tuple[str, str]], Union[int, None]], str]  # (lines, ttl), or why not
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="ask the auth server that issued each token whose it is (and which terms "
-        "of service are still to accept)",
+        help="ask the auth server that issued each token whose it is, when it expires, and "
+        "which terms of service are still to accept",
     )
 
 
@@ -106,18 +102,10 @@ def _read(path: str, key: str) -> tuple[TokenSource | None, str | None]:
         return None, f"{path} is nested too deeply to be a token file; delete it or fix it."
 
 
-def _server_file_netloc(path: str) -> str | None:
-    name = os.path.basename(path)
-    return name[: -len(SERVER_FILE_SUFFIX)] if name.endswith(SERVER_FILE_SUFFIX) else None
-
-
 def _issuer_url(netloc: str, target: str, server: str) -> str:
-    """Where to find the auth server of a server file's host.
-
-    The target itself where it is that host (its path may answer a 401 that
-    names the auth server), else the host with the scheme of the server where
-    it is that one, else ``https://<netloc>``.
-    """
+    """Where to find the auth server of a server file's host: the target itself where it
+    is that host (its path may answer a 401 naming the auth server), else the host with
+    the scheme of the server where it is that one, else ``https://<netloc>``."""
     for known in (target, server):
         origin = parse_origin(known)
         if origin is not None and netloc in (origin.file_netloc, origin.name, origin.netloc):
@@ -125,60 +113,49 @@ def _issuer_url(netloc: str, target: str, server: str) -> str:
     return f"https://{netloc}"
 
 
+def _used_for(path: str, places: TokenPlaces, target: str, server: str) -> tuple[str, str]:
+    """What requests a file's token is for, and where its auth server is found."""
+    name = os.path.basename(path)
+    if path == places.token_file:
+        return "every request (--token-file)", target
+    if name.endswith(SERVER_FILE_SUFFIX):
+        netloc = name[: -len(SERVER_FILE_SUFFIX)]
+        return f"requests to {netloc}", _issuer_url(netloc, target, server)
+    others = "requests to hosts without a file of their own"
+    if name == DEFAULT_FILE_NAME:
+        return others, target
+    if name == DEPRECATED_FILE_NAME:
+        return f"{others}, where {DEFAULT_FILE_NAME} has no token (a deprecated name)", target
+    return "requests that find no other token", target
+
+
 def _blocks(places: TokenPlaces, target: str, server: str) -> list[Block]:
     blocks = []
     value = os.environ.get(CAVE_TOKEN_ENV, "")
     if value.strip():
-        source = TokenSource(value, "environment")
-        problem = None
+        source, problem = TokenSource(value, "environment"), None
         try:
             source.token = check_token(value, source)
         except InvalidTokenError as error:
             problem = str(error)
-        blocks.append(
-            Block(
-                f"${CAVE_TOKEN_ENV}",
-                "every request: it wins over every file",
-                None if problem else source,
-                problem,
-                None,
-                target,
-            )
-        )
+        used_for = "every request: it wins over every file"
+        found = None if problem else source
+        blocks.append(Block(f"${CAVE_TOKEN_ENV}", used_for, found, problem, None, target))
     if places.token_file is not None:
         paths = [places.token_file]
     else:
         searched = places.search_paths(parse_origin(target))
         paths = list(dict.fromkeys([*searched, *saved_token_files(places.folder)]))
-    for path in paths:
-        if not os.path.lexists(path):
-            continue
+    for path in filter(os.path.lexists, paths):
         found, problem = _read(path, places.token_key)
-        if found is None and problem is None:
-            continue  # no token under that key
-        netloc = _server_file_netloc(path)
-        name = os.path.basename(path)
-        if path == places.token_file:
-            used_for, issuer = "every request (--token-file)", target
-        elif netloc is not None:
-            used_for, issuer = f"requests to {netloc}", _issuer_url(netloc, target, server)
-        elif name == DEFAULT_FILE_NAME:
-            used_for, issuer = "requests to hosts without a file of their own", target
-        elif name == DEPRECATED_FILE_NAME:
-            used_for = (
-                f"requests to hosts without a file of their own, where {DEFAULT_FILE_NAME} "
-                "has no token (a deprecated name)"
-            )
-            issuer = target
-        else:
-            used_for, issuer = "requests that find no other token", target
-        blocks.append(Block(path, used_for, found, problem, path, issuer))
+        if found is not None or problem is not None:  # else: no token under that key
+            used_for, issuer = _used_for(path, places, target, server)
+            blocks.append(Block(path, used_for, found, problem, path, issuer))
     return blocks
 
 
 def _line(io: Output, label: str, text: str, bad: bool = False) -> None:
-    line = f"  {label.ljust(_WIDTH)} {text}"
-    (io.bad if bad else io.say)(line)
+    (io.bad if bad else io.say)(f"  {label.ljust(_WIDTH)} {text}")
 
 
 def _is_active(block: Block, active: TokenSource | None) -> bool:
@@ -189,11 +166,22 @@ def _is_active(block: Block, active: TokenSource | None) -> bool:
     return active.kind == "file" and block.path == active.path
 
 
+def _lasts(seconds: int) -> str:
+    """``in 6 days (2026-12-10 09:00 UTC)``: when a token with ``seconds`` left expires."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"in {count} {unit}{'s' if count > 1 else ''} ({when})"
+    return f"in under a minute ({when})"
+
+
 def _check(
     io: Output,
     block: Block,
     issuers: dict[str, AuthServer],
-    checked: dict[tuple[str, str], list[tuple[str, str]] | str],
+    checked: dict[tuple[str, str], Checked],
+    again: str,
 ) -> bool:
     """Print what the block's auth server says of its token; whether it accepted it."""
     assert block.source is not None
@@ -203,15 +191,23 @@ def _check(
     if found is None:
         try:
             user, issuer = check_token_with(block.source, block.issuer_url, issuers)
-            found = user_lines(user, issuer)
+            found = user_lines(user, issuer), token_ttl(block.source, issuer)
         except (CAVEAuthError, requests.RequestException) as error:
             found = str(error).rstrip(".")
         checked[key] = found
     if isinstance(found, str):
         _line(io, "check", f"failed: {found}", bad=True)
         return False
-    for label, text in found:
+    lines, ttl = found
+    for label, text in lines:
         _line(io, label, text)
+    if ttl is not None:
+        _line(io, "expires", "never (an API key)" if ttl < 0 else _lasts(ttl))
+    if ttl is not None and 0 <= ttl < _SOON:
+        io.warn(
+            f"the token {block.source.masked} from {block.source} expires {_lasts(ttl)}; "
+            f"get a new one with `{PROG} login{again}`."
+        )
     return True
 
 
@@ -229,10 +225,7 @@ def _disagreement(
         return
     server = server_of(args)
     order = places.search_paths(origin_of(server))
-    ranked = sorted(
-        (block for block in files if block.path in order),
-        key=lambda block: order.index(str(block.path)),
-    )
+    ranked = sorted((b for b in files if b.path in order), key=lambda b: order.index(str(b.path)))
     if not ranked or ranked[0].source is None:
         return
     reference = ranked[0].source
@@ -246,20 +239,20 @@ def _disagreement(
     )
     io.say(f"  {reference.masked}  {reference.path}   (what requests to {server} use)")
     for block in differing:
-        assert block.source is not None
-        io.say(f"  {block.source.masked}  {block.path}")
+        io.say(f"  {block.source.masked}  {block.path}")  # type: ignore[union-attr]
     unset = f"env -u {CAVE_TOKEN_ENV} " if os.environ.get(CAVE_TOKEN_ENV, "").strip() else ""
     options = same_options(args)
     source = f"{unset}{PROG} token{options}"
     key = "" if places.token_key == DEFAULT_TOKEN_KEY else f" --token-key {places.token_key}"
-    commands = []
     own_files = set(target_paths(places, True))
-    if any(block.path in own_files for block in differing):
-        commands.append(f"{source} | {PROG} save -{options}")
+    commands = (
+        [f"{source} | {PROG} save -{options}"] if own_files & {b.path for b in differing} else []
+    )
     for block in differing:
         if block.path not in own_files:
-            path = shlex.quote(str(block.path))
-            commands.append(f"{source} | {PROG} save - --token-file {path}{key}")
+            commands.append(
+                f"{source} | {PROG} save - --token-file {shlex.quote(str(block.path))}{key}"
+            )
     io.say(f"To put {reference.masked} in {'it' if len(differing) == 1 else 'them'} too:")
     for command in commands:
         io.say(f"  {command}")
@@ -267,27 +260,21 @@ def _disagreement(
 
 def _loose_modes(io: Output, blocks: list[Block]) -> None:
     """One warning, with one command, for every token file others may read."""
-    if os.name != "posix":
-        return
     loose = []
-    for block in blocks:
-        if block.path is None:
-            continue
+    for path in (block.path for block in blocks if block.path is not None and os.name == "posix"):
         try:
-            mode = stat.S_IMODE(os.stat(block.path).st_mode)
+            mode = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:
             continue
         if mode & 0o077:
-            loose.append((block.path, mode))
-    if not loose:
-        return
-    listed = ", ".join(f"{path} ({mode:04o})" for path, mode in loose)
-    command = "chmod 600 " + " ".join(shlex.quote(path) for path, _ in loose)
-    them = "it" if len(loose) == 1 else "them"
-    io.warn(
-        f"other users can read or write {listed} (CAVEclient writes with your umask); "
-        f"restrict {them} with: {command}"
-    )
+            loose.append((path, mode))
+    if loose:
+        listed = ", ".join(f"{path} ({mode:04o})" for path, mode in loose)
+        command = "chmod 600 " + " ".join(shlex.quote(path) for path, _ in loose)
+        io.warn(
+            f"other users can read or write {listed} (CAVEclient writes with your umask); "
+            f"restrict {'it' if len(loose) == 1 else 'them'} with: {command}"
+        )
 
 
 def run(io: Output, args: argparse.Namespace) -> int:
@@ -301,19 +288,18 @@ def run(io: Output, args: argparse.Namespace) -> int:
             attachment = attachment_for(auth_of(args), target)
             active = None if attachment is None else attachment.source
         except TokenNotFoundError as error:
-            active = None
+            active, failed = None, True
             io.bad(f"No token for requests to {target}. Looked in, in order:")
             for place in error.searched:
                 io.say(f"    {place}")
             io.say(f"  Create a token at {new_token_url(server)}, then run `{PROG} login`.")
-            failed = True
         except (TokenFileError, InvalidTokenError) as error:
             raise CommandError(str(error)) from None
         if active is not None:
             io.good(f"Requests to {target} use the token {active.masked} from {active}.")
         blocks = _blocks(places, target, server)
     issuers: dict[str, AuthServer] = {}
-    checked: dict[tuple[str, str], list[tuple[str, str]] | str] = {}
+    checked: dict[tuple[str, str], Checked] = {}
     for block in blocks:
         in_use = _is_active(block, active)
         io.say()
@@ -323,7 +309,7 @@ def run(io: Output, args: argparse.Namespace) -> int:
             continue
         _line(io, "token", block.source.masked)
         _line(io, "for", block.used_for)
-        if args.check and not _check(io, block, issuers, checked) and in_use:
+        if args.check and not _check(io, block, issuers, checked, same_options(args)) and in_use:
             failed = True  # the exit status is about the token requests to the target use
     if not blocks:
         io.say()

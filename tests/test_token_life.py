@@ -1,0 +1,265 @@
+"""A token's life past saving it: when it expires, revoking it, and ``login()`` for Python.
+
+Against the loopback ``middle_auth_client`` service, which also serves middle_auth's
+own routes of a token's life (``helpers.add_token_life_routes``): ``user/token``,
+``DELETE user/token/<id>``, ``logout`` and ``user/token/<token>/ttl``. There,
+``VALID_TOKEN`` is an API key (it never expires) and ``OTHER_TOKEN`` a login token.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import cave_requests_auth
+from cave_requests_auth import AuthResponseError, InvalidTokenError, TokenFileError
+from _loopback import json_answer
+from helpers import (
+    INVALID_TOKEN,
+    OTHER_TOKEN,
+    TTLS,
+    VALID_TOKEN,
+    Service,
+    fingerprint,
+    run_cli,
+    write_secret,
+)
+from test_cli import MASKED, OTHER_MASKED, leaked
+
+
+def status_check(capsys: pytest.CaptureFixture[str], service: Service) -> tuple[int, str, str]:
+    return run_cli(capsys, "status", "--check", "--server", service.url(""))
+
+
+class TestExpiry:
+    def test_an_api_key_never_expires(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, err = status_check(capsys, service)
+        assert code == 0
+        assert "  expires never (an API key)" in out
+        assert "warning" not in err
+
+    def test_a_login_token_says_when_it_expires(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, err = status_check(capsys, service)
+        assert code == 0
+        assert "  expires in 6 days (" in out
+        assert "UTC)" in out
+        assert "warning" not in err
+
+    @pytest.mark.parametrize(("seconds", "words"), [(5 * 3600, "in 5 hours"), (90, "in 1 minute")])
+    def test_a_token_that_expires_within_a_day_is_a_warning_naming_login(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        secrets: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        seconds: int,
+        words: str,
+    ) -> None:
+        monkeypatch.setitem(TTLS, OTHER_TOKEN, seconds)
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, err = status_check(capsys, service)
+        assert code == 0
+        assert f"  expires {words} (" in out
+        assert f"cave-auth: warning: the token {OTHER_MASKED} from key 'token' of" in err
+        assert f"expires {words} (" in err
+        assert f"get a new one with `cave-auth login --server {service.url('')}`." in err
+        assert not leaked(out + err)
+
+    def test_where_the_server_does_not_say_nothing_is_shown(
+        self, capsys: pytest.CaptureFixture[str], recorder: Any, secrets: Path
+    ) -> None:
+        """An auth server without the route (an older middle_auth: 404): no line, no failure."""
+        user = {"id": 1, "name": "Ada"}
+        recorder.routes["/auth/api/v1/user/cache"] = lambda seen: json_answer(200, user)
+        recorder.routes["/auth_info"] = lambda seen: json_answer(404, {})
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, _ = run_cli(capsys, "status", "--check", "--server", recorder.origin())
+        assert code == 0
+        assert "  user    Ada, user id 1" in out
+        assert "expires" not in out
+        assert any(seen.path.endswith("/ttl") for seen in recorder.seen)  # it was asked
+
+    def test_the_token_in_the_routes_path_is_masked_in_urllib3s_log(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        secrets: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """middle_auth takes the token in the path of ``ttl``; urllib3 logs paths at DEBUG."""
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        with caplog.at_level(logging.DEBUG):
+            code, out, _ = status_check(capsys, service)
+        assert "  expires in 6 days" in out
+        paths = [r.getMessage() for r in caplog.records if "/ttl" in r.getMessage()]
+        assert paths  # urllib3 did log the request
+        assert not leaked(caplog.text)
+
+
+class TestRevoke:
+    @pytest.mark.parametrize(
+        ("token", "done"),
+        [(VALID_TOKEN, "deleted the API key on"), (OTHER_TOKEN, "logged the token out of")],
+        ids=["api-key", "login-token"],
+    )
+    def test_the_token_is_deleted_on_its_server_then_here(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        secrets: Path,
+        token: str,
+        done: str,
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": token, "other": "kept"})
+        server = service.url("")
+        assert requests.get(
+            service.url("/api/data"), headers={"Authorization": f"Bearer {token}"}
+        ).ok
+
+        code, out, err = run_cli(capsys, "logout", "--revoke", "--server", server)
+
+        assert code == 0, err
+        assert (
+            f"Revoked the token {token[:4]}…{token[-4:]} from key 'token' of {path}: {done}" in out
+        )
+        assert f"Removed the token (key 'token') from:\n  {path}" in out
+        refused = requests.get(
+            service.url("/api/data"), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert (refused.status_code, refused.json()["error"]) == (401, "invalid_token")
+        assert path.read_text() == '{"other": "kept"}'
+        assert not leaked(out + err)
+
+    def test_a_refusal_leaves_the_files_alone(
+        self, capsys: pytest.CaptureFixture[str], service: Service, secrets: Path
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": INVALID_TOKEN})
+        before = fingerprint(path)
+        code, out, err = run_cli(capsys, "logout", "--revoke", "--server", service.url(""))
+        assert code == 1
+        assert "is invalid or expired" in err
+        assert err.rstrip().endswith(
+            "The token was not revoked, and the saved files were left as they are."
+        )
+        assert fingerprint(path) == before
+        assert "Removed" not in out
+        assert not leaked(out + err)
+
+    def test_an_unreachable_server_leaves_the_files_alone(
+        self, capsys: pytest.CaptureFixture[str], secrets: Path
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        before = fingerprint(path)
+        code, _, err = run_cli(capsys, "logout", "--revoke", "--server", "http://127.0.0.1:9")
+        assert code == 1
+        assert err.startswith("cave-auth: error: cannot reach http://127.0.0.1:9 to find its")
+        assert "The token was not revoked, and the saved files were left as they are." in err
+        assert fingerprint(path) == before
+
+    def test_no_token_to_revoke(self, capsys: pytest.CaptureFixture[str], service: Service) -> None:
+        code, _, err = run_cli(capsys, "logout", "--revoke", "--server", service.url(""))
+        assert code == 1
+        assert "No CAVE token found" in err
+
+
+class TestLoginInPython:
+    """``cave_requests_auth.login()``: the command's steps, and its errors, for a notebook."""
+
+    @pytest.fixture
+    def notebook(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """A notebook's kernel: ``getpass`` is its password field; what it was asked."""
+        asked: list[str] = []
+
+        def password_field(prompt: str = "Password: ") -> str:
+            asked.append(prompt)
+            return typed.pop()
+
+        typed: list[str] = []
+        monkeypatch.setitem(sys.modules, "ipykernel", type(sys)("ipykernel"))
+        monkeypatch.setattr("getpass.getpass", password_field)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # a kernel's stdin is no terminal
+        self.typed = typed
+        return asked
+
+    def test_prompts_hidden_checks_and_saves(
+        self,
+        notebook: list[str],
+        service: Service,
+        secrets: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        self.typed.append(VALID_TOKEN + "\n")
+        paths = cave_requests_auth.login(service.url(""))
+        out = capsys.readouterr().out
+        assert notebook == ["Token: "]
+        assert "1. Go to " + service.url("/auth/api/v1/create_token") in out
+        assert "The token belongs to Ada <ada@example.org>, user id 1." in out
+        assert f"Saved the token ({MASKED}) to:" in out
+        assert paths == [
+            str(secrets / "cave-secret.json"),
+            str(secrets / "127.0.0.1:{}-cave-secret.json".format(service.port)),
+        ]
+        assert cave_requests_auth.load_token(secrets_dir=secrets) == VALID_TOKEN
+        assert not leaked(out)
+
+    def test_a_refused_token_is_not_saved_and_says_so_as_the_command_does(
+        self,
+        notebook: list[str],
+        service: Service,
+        secrets: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        self.typed += [INVALID_TOKEN, INVALID_TOKEN]  # for login(), then the command
+        with pytest.raises(AuthResponseError) as caught:
+            cave_requests_auth.login(service.url(""))
+        capsys.readouterr()
+        code, _, err = run_cli(capsys, "login", "--server", service.url(""), stdin=INVALID_TOKEN)
+        assert code == 1
+        assert err == f"cave-auth: error: {caught.value}\n"
+        assert str(caught.value).endswith("Nothing was saved.")
+        assert not secrets.exists()
+
+    def test_an_unreachable_server_says_how_to_save_without_checking(
+        self, notebook: list[str], secrets: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        self.typed += [VALID_TOKEN, VALID_TOKEN]  # for login(), then the command
+        with pytest.raises(requests.ConnectionError) as caught:
+            cave_requests_auth.login("http://127.0.0.1:9")
+        capsys.readouterr()
+        code, _, err = run_cli(capsys, "login", "--server", "http://127.0.0.1:9", stdin=VALID_TOKEN)
+        assert err == f"cave-auth: error: {caught.value}\n"
+        assert str(caught.value).endswith(
+            "to save the token without checking it: cave-auth login --no-verify "
+            "--server http://127.0.0.1:9"
+        )
+        assert not secrets.exists()
+
+    def test_what_is_no_token_is_refused_before_anything_is_asked(
+        self, notebook: list[str], secrets: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        self.typed.append("Bearer " + VALID_TOKEN)
+        with pytest.raises(InvalidTokenError, match="starts with 'Bearer '"):
+            cave_requests_auth.login("http://127.0.0.1:9")
+        assert not secrets.exists()
+
+    def test_a_folder_that_cannot_be_written_is_refused_before_the_prompt(
+        self, notebook: list[str], tmp_path: Path, read_only: Any
+    ) -> None:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        read_only(folder)
+        with pytest.raises(TokenFileError, match="not writable"):
+            cave_requests_auth.login(secrets_dir=folder)
+        assert notebook == []  # never asked for a token it could not save
