@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import requests
+from test_cli import MASKED, OTHER_MASKED, leaked
 
 import cave_requests_auth
-from cave_requests_auth import AuthResponseError, InvalidTokenError, TokenFileError
 from _loopback import json_answer
+from cave_requests_auth import AuthResponseError, InvalidTokenError, TokenFileError
 from helpers import (
     INVALID_TOKEN,
     OTHER_TOKEN,
@@ -30,7 +31,6 @@ from helpers import (
     run_cli,
     write_secret,
 )
-from test_cli import MASKED, OTHER_MASKED, leaked
 
 
 def status_check(capsys: pytest.CaptureFixture[str], service: Service) -> tuple[int, str, str]:
@@ -102,6 +102,7 @@ class TestExpiry:
         write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
         with caplog.at_level(logging.DEBUG):
             code, out, _ = status_check(capsys, service)
+        assert code == 0
         assert "  expires in 6 days" in out
         paths = [r.getMessage() for r in caplog.records if "/ttl" in r.getMessage()]
         assert paths  # urllib3 did log the request
@@ -209,7 +210,7 @@ class TestLoginInPython:
         assert f"Saved the token ({MASKED}) to:" in out
         assert paths == [
             str(secrets / "cave-secret.json"),
-            str(secrets / "127.0.0.1:{}-cave-secret.json".format(service.port)),
+            str(secrets / f"127.0.0.1:{service.port}-cave-secret.json"),
         ]
         assert cave_requests_auth.load_token(secrets_dir=secrets) == VALID_TOKEN
         assert not leaked(out)
@@ -239,6 +240,7 @@ class TestLoginInPython:
             cave_requests_auth.login("http://127.0.0.1:9")
         capsys.readouterr()
         code, _, err = run_cli(capsys, "login", "--server", "http://127.0.0.1:9", stdin=VALID_TOKEN)
+        assert code == 1
         assert err == f"cave-auth: error: {caught.value}\n"
         assert str(caught.value).endswith(
             "to save the token without checking it: cave-auth login --no-verify "
