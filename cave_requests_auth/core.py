@@ -155,14 +155,19 @@ class Credentials:
                 proxy would see the token, or a URL without a host.
             TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
         """
-        key = origin_key(url)
-        attachment = self._decisions.get(key, _UNDECIDED)
+        # First a probe of the cache with the URL up to its first "/" past "https://":
+        # a key found there holds its whole authority, so it is this URL's origin.
+        end = url.find("/", 8)
+        attachment = self._decisions.get(url[:end] if end > 0 else url, _UNDECIDED)
         if attachment is _UNDECIDED:
-            attachment = self._decide(key)
+            key = origin_key(url)
+            attachment = self._decisions.get(key, _UNDECIDED)
+            if attachment is _UNDECIDED:
+                attachment = self._decide(key)
         if attachment is None or not (attachment.direct_only or forwards_https):
             return attachment
         if self._seen_by_proxy(attachment, url, proxy_of, forwards_https):
-            origin = parse_origin(key)
+            origin = parse_origin(url)
             assert origin is not None  # _decide checked it
             raise _insecure(origin, proxy_of(url))
         return attachment

@@ -25,7 +25,7 @@ from .urls import origin_key, same_origin
 from .wire import MAX_ERROR_BODY, PROGRAMMATIC, Attachment, bearer_of, merge_cookie
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping, MutableMapping, Sequence
 
     from requests import PreparedRequest
 
@@ -37,6 +37,7 @@ __all__ = [
     "LINK_EXTENSION",
     "SENT_ATTRIBUTE",
     "Exchange",
+    "add_cookie",
     "answer",
     "answers_of",
     "attach",
@@ -85,14 +86,14 @@ def attach(request: PreparedRequest, attachment: Attachment) -> None:
     setattr(request, SENT_ATTRIBUTE, attachment)
 
 
-def add_cookie(headers: Any, cookie: str) -> None:
-    """Merge ``cookie`` into the ``Cookie`` header (a loop over the few names is
-    cheaper than the KeyError a lookup of a missing header raises and catches)."""
-    for name in headers:
-        if name.lower() == "cookie":
-            headers["Cookie"] = merge_cookie(headers[name], cookie)
-            return
-    headers["Cookie"] = cookie
+def add_cookie(headers: MutableMapping[str, str], cookie: str) -> None:
+    """Merge ``cookie`` into the ``Cookie`` header. A missing header costs a ``KeyError``:
+    requests' ``CaseInsensitiveDict`` has no cheaper public test (a loop over the
+    names costs twice as much, with a session's four)."""
+    try:
+        headers["Cookie"] = merge_cookie(headers["Cookie"], cookie)
+    except KeyError:
+        headers["Cookie"] = cookie
 
 
 def rewindable(request: PreparedRequest) -> bool:

@@ -162,16 +162,19 @@ def _host_name(text: str) -> str | None:
 
 
 def origin_key(url: str) -> str:
-    """``scheme://authority`` of a URL, as written: a cheap key for its origin.
+    """A prefix of ``url`` that holds its scheme and its whole authority: a cheap key
+    for its origin (for http(s): ``scheme://authority``, as written).
 
     Two URLs with the same key go to the same origin (the converse need not
     hold: ``HTTPS://Host`` and ``https://host`` differ as keys).
     """
+    end = url.find("/", 8)  # an http(s) authority begins at 7 or 8: it ends there, at a "/"
+    key = url if end < 0 else url[:end]
+    if "://" in key and "?" not in key and "#" not in key:
+        return key
     end = url.find("/", url.find("://") + 3)
     key = url[:end] if end >= 0 else url
-    if "?" in key or "#" in key:  # no path: the authority ends at the query or fragment
-        key = key.split("?", 1)[0].split("#", 1)[0]
-    return key
+    return key.split("?", 1)[0].split("#", 1)[0]  # no path: it ends at a query or fragment
 
 
 def same_origin(key: str, other: str) -> bool:
