@@ -1,139 +1,76 @@
 """Finding a CAVE token: where tokens live, and the lookup as a chain of steps. No HTTP.
 
-The lookup for a request to a URL with host ``h`` and netloc ``n``; the first
-step that gives a token wins (this list is the order; :func:`lookup` is it in code):
+For a request to a URL with host ``h`` and netloc ``n``, the first step that
+gives a token wins (this list is the order; :func:`lookup` is it in code):
 
 1. ``token=`` given;
-2. the environment variable ``CAVE_TOKEN``;
+2. the environment variable ``CAVE_TOKEN`` (blank counts as unset);
+2b. the file ``$CAVE_TOKEN_FILE`` names (blank counts as unset): the bare token on
+   one line, as Docker and Kubernetes mount secrets (``~`` expanded, relative to
+   the working folder, a link followed); missing, empty, of several lines or
+   unreadable is an error naming the variable and the path, not a fall-through;
 3. ``token_file=`` given (that file only: missing or keyless is an error);
 4. ``<secrets>/<n>-cave-secret.json``, then ``<secrets>/<h>-cave-secret.json``;
 5. ``<secrets>/<server netloc>-cave-secret.json`` of ``server_address``, by default
    ``global.daf-apis.com-cave-secret.json``, as CAVEclient does (its ``save_token``
    replaces the token there alone once that file exists);
 6. ``<secrets>/cave-secret.json``;
-7. ``<secrets>/chunkedgraph-secret.json``, with a deprecation warning.
+7. ``<secrets>/chunkedgraph-secret.json``, with a deprecation warning (once per file);
+8. in Google Colab only (``google.colab`` already imported; never imported here):
+   the notebook secret ``CAVE_TOKEN``, asked at most once per process.
 
 ``<secrets>`` is ``secrets_dir=``, else ``$CLOUD_VOLUME_DIR/secrets``, else
-``~/.cloudvolume/secrets``: the files CAVEclient and CloudVolume read and write.
-Steps 4 to 7 are :meth:`TokenPlaces.search_paths`.
+``~/.cloudvolume/secrets``. Steps 4 to 7 are :meth:`.TokenPlaces.search_paths`.
+Files are read by :mod:`.secretjson`: bounded, from their owner, once while unchanged.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import threading
 import warnings
-from typing import Any, NamedTuple
+from typing import Any
 
 from .errors import DeprecatedTokenFileWarning, TokenFileError, TokenNotFoundError
-from .files import json_type, read_secret_file
+from .secretjson import json_type, read_file, read_secret_file
 from .tokens import (
     CAVE_TOKEN_ENV,
-    CLOUD_VOLUME_DIR_ENV,
+    CAVE_TOKEN_FILE_ENV,
+    COLAB_SECRET,
     DEFAULT_FILE_NAME,
     DEFAULT_TOKEN_KEY,
     DEPRECATED_FILE_NAME,
-    MAX_FILE_NAME,
-    SERVER_FILE_SUFFIX,
+    TokenPlaces,
     TokenSource,
     check_token,
+    named_token_file,
+    netloc_file,
+    secrets_folder,
+    variable,
 )
-from .urls import Origin, new_token_url, normalize_server_address, parse_origin, server_netloc
+from .urls import Origin, new_token_url, parse_origin
 
 __all__ = [
     "TokenPlaces",
     "find_token",
     "load_token",
     "lookup",
+    "netloc_file",
     "origin_of",
+    "read_value",
     "secrets_folder",
     "stored_value",
     "token_file_paths",
 ]
 
+COLAB_PLACE = f"the Colab secret {COLAB_SECRET}"
+"""Step 8 as ``TokenNotFoundError.searched`` lists it."""
+
 _warned_deprecated: set[str] = set()
-_warned_lock = threading.Lock()
-
-
-def secrets_folder(secrets_dir: str | os.PathLike[str] | None = None) -> str:
-    """The folder of the secret files, read from the environment each call.
-
-    ``secrets_dir`` if given, else ``$CLOUD_VOLUME_DIR/secrets``, else
-    ``~/.cloudvolume/secrets``.
-    """
-    if secrets_dir is not None:
-        return os.path.abspath(os.path.expanduser(os.fspath(secrets_dir)))
-    base = os.environ.get(CLOUD_VOLUME_DIR_ENV) or os.path.join("~", ".cloudvolume")
-    return os.path.abspath(os.path.join(os.path.expanduser(base), "secrets"))
-
-
-def netloc_file(folder: str, netloc: str) -> str | None:
-    """``<folder>/<netloc>-cave-secret.json``, or ``None`` for a netloc that is no file name."""
-    name = netloc + SERVER_FILE_SUFFIX
-    if not netloc or "\x00" in netloc or "/" in netloc or "\\" in netloc:
-        return None
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME:
-        return None  # a long (valid) host name: no file can have its name
-    path = os.path.join(folder, name)
-    return path if os.path.dirname(path) == folder else None
-
-
-class TokenPlaces(NamedTuple):
-    """Where tokens live: the one value the lookup, ``save`` and ``delete`` take.
-
-    Build it with :meth:`of`, which checks and normalises the values.
-    """
-
-    server_address: str | None = None
-    """The auth server, normalised (``None``: the default server)."""
-    token_file: str | None = None
-    """An absolute path: read (and write) this file only."""
-    token_key: str = DEFAULT_TOKEN_KEY
-    """The key of the token in the JSON files."""
-    secrets_dir: str | None = None
-    """The folder given (``None``: ``$CLOUD_VOLUME_DIR/secrets`` or the home's)."""
-
-    @classmethod
-    def of(
-        cls,
-        server_address: str | None = None,
-        token_file: str | os.PathLike[str] | None = None,
-        token_key: str = DEFAULT_TOKEN_KEY,
-        secrets_dir: str | os.PathLike[str] | None = None,
-    ) -> TokenPlaces:
-        """The places for these arguments, checked.
-
-        Raises:
-            TypeError: ``token_key`` is not a non-empty string.
-            ValueError: ``server_address`` is not an http(s) URL with a host.
-        """
-        if not isinstance(token_key, str) or not token_key:
-            raise TypeError("token_key must be a non-empty string, such as 'token'.")
-        return cls(
-            None if server_address is None else normalize_server_address(server_address),
-            None
-            if token_file is None
-            else os.path.abspath(os.path.expanduser(os.fspath(token_file))),
-            token_key,
-            None if secrets_dir is None else os.fspath(secrets_dir),
-        )
-
-    @property
-    def folder(self) -> str:
-        """The secrets folder, read from the environment now."""
-        return secrets_folder(self.secrets_dir)
-
-    def search_paths(self, origin: Origin | None) -> list[str]:
-        """Steps 4 to 7 of the lookup: the files, in order, without repeats."""
-        netlocs = [] if origin is None else [origin.file_netloc, origin.name]
-        netlocs.append(server_netloc(self.server_address))
-        folder = self.folder
-        paths = [netloc_file(folder, netloc) for netloc in netlocs]
-        paths += [
-            os.path.join(folder, DEFAULT_FILE_NAME),
-            os.path.join(folder, DEPRECATED_FILE_NAME),
-        ]
-        return list(dict.fromkeys(path for path in paths if path is not None))
+_colab_answer: dict[str, str | None] = {}  # {"value": what Colab gave}, once asked
+_lock = threading.Lock()  # guards both
 
 
 def origin_of(url_or_server: str | None) -> Origin | None:
@@ -165,19 +102,39 @@ def stored_value(data: dict[str, Any], path: str, key: str) -> str | None:
     return value
 
 
-def _token_in_file(path: str, key: str) -> TokenSource | None:
-    """The token under ``key`` in ``path``, checked; ``None`` without file or key."""
-    data = read_secret_file(path)
-    value = None if data is None else stored_value(data, path, key)
+def read_value(path: str, key: str, *, check_mode: bool = True) -> str | None:
+    """The string under ``key`` in the secret file ``path`` (``None``: no file, or no key)."""
+    data = read_secret_file(path, check_mode=check_mode)
+    return None if data is None else stored_value(data, path, key)
+
+
+def _checked(
+    value: str | None, kind: str, path: str | None = None, key: str | None = None
+) -> TokenSource | None:
+    """``value`` as a token from the source ``kind``, or ``None`` for no value."""
     if value is None:
         return None
-    source = TokenSource(value, "file", path, key)
+    source = TokenSource(value, kind, path, key)
     source.token = check_token(value, source)
     return source
 
 
+def _bare_token(raw: bytes, path: str) -> str:
+    """The token in a ``$CAVE_TOKEN_FILE`` file: its one line, stripped."""
+    text = raw.decode("utf-8", "replace").strip()
+    if not text:
+        problem = "is empty; put the token in it"
+    elif len(text.splitlines()) > 1:
+        problem = "has more than one line; leave the token alone in it"
+    elif text.startswith("{"):
+        problem = "holds JSON, not the bare token; name a JSON file with token_file= instead"
+    else:
+        return text
+    raise TokenFileError(f"{path} {problem}, or unset ${CAVE_TOKEN_FILE_ENV}.", path)
+
+
 def _warn_deprecated(path: str) -> None:
-    with _warned_lock:
+    with _lock:
         if path in _warned_deprecated:
             return
         _warned_deprecated.add(path)
@@ -190,59 +147,74 @@ def _warn_deprecated(path: str) -> None:
     )
 
 
-# -- the steps: each gives a token, or None and notes what it searched -----------
-
-
-def _explicit(token: object) -> TokenSource | None:
-    """Step 1: ``token=``."""
-    if token is None:
+def _ask_colab() -> str | None:
+    try:
+        userdata = importlib.import_module("google.colab.userdata")
+        value = userdata.get(COLAB_SECRET)
+    except Exception:  # SecretNotFoundError, NotebookAccessError, a timeout: no token here
         return None
-    return TokenSource(check_token(token, "the token= argument"), "explicit")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+# -- the steps: each gives a token, or None and notes what it searched -----------
 
 
 def _environment(searched: list[str]) -> TokenSource | None:
     """Step 2: ``CAVE_TOKEN`` (blank counts as unset: CI sets it empty for a missing secret)."""
     searched.append(f"${CAVE_TOKEN_ENV}")
-    value = os.environ.get(CAVE_TOKEN_ENV, "")
-    if not value.strip():
-        return None
-    source = TokenSource(value, "environment")
-    source.token = check_token(value, source)
-    return source
+    return _checked(variable(CAVE_TOKEN_ENV), "environment")
 
 
-def _token_file(places: TokenPlaces, searched: list[str]) -> TokenSource | None:
-    """Step 3: ``token_file=``; where it is given, it is the last step."""
-    path = places.token_file
+def _environment_file() -> TokenSource | None:
+    """Step 2b: the bare token in the file ``$CAVE_TOKEN_FILE`` names."""
+    path = named_token_file()
     if path is None:
         return None
-    searched.append(path)
-    found = _token_in_file(path, places.token_key)
-    if found is None:
-        problem = (
-            "does not exist" if not os.path.lexists(path) else (f"has no key {places.token_key!r}")
+    shown = str(TokenSource("", "file", path))
+    try:
+        value = read_file(path, _bare_token)
+    except TokenFileError as error:  # the reader's message, naming the variable too
+        raise TokenFileError(str(error).replace(path, shown, 1), path) from None
+    if value is None:
+        raise TokenFileError(
+            f"${CAVE_TOKEN_FILE_ENV} names {path}, which does not exist; point it to the "
+            "file that holds the token, or unset it.",
+            path,
         )
-        raise TokenNotFoundError(
-            f"No CAVE token found: ${CAVE_TOKEN_ENV} is not set and the token file {path} "
-            f"{problem}. Create a token at {new_token_url(places.server_address)} and save "
-            f"it with `cave-auth login --token-file {path}`.",
-            tuple(searched),
-        )
-    return found
+    return _checked(value, "file", path)
 
 
-def _secret_files(
-    places: TokenPlaces, origin: Origin | None, searched: list[str]
-) -> TokenSource | None:
-    """Steps 4 to 7: the files of :meth:`TokenPlaces.search_paths`, in order."""
-    for path in places.search_paths(origin):
+def _files(places: TokenPlaces, origin: Origin | None, searched: list[str]) -> TokenSource | None:
+    """Step 3, ``token_file=`` alone (missing or keyless is an error), else steps 4 to 7."""
+    key, named = places.token_key, places.token_file
+    for path in [named] if named is not None else places.search_paths(origin):
         searched.append(path)
-        found = _token_in_file(path, places.token_key)
+        found = _checked(read_value(path, key), "file", path, key)
         if found is not None:
-            if os.path.basename(path) == DEPRECATED_FILE_NAME:
+            if named is None and os.path.basename(path) == DEPRECATED_FILE_NAME:
                 _warn_deprecated(path)
             return found
-    return None
+    if named is None:
+        return None
+    problem = f"has no key {key!r}" if os.path.lexists(named) else "does not exist"
+    raise TokenNotFoundError(
+        f"No CAVE token found: ${CAVE_TOKEN_ENV} is not set and the token file {named} "
+        f"{problem}. Create a token at {new_token_url(places.server_address)} and save "
+        f"it with `cave-auth login --token-file {named}`.",
+        tuple(searched),
+    )
+
+
+def _colab(searched: list[str]) -> TokenSource | None:
+    """Step 8: the Colab notebook secret, where ``google.colab`` is imported; asked once."""
+    if "google.colab" not in sys.modules:
+        return None
+    searched.append(COLAB_PLACE)
+    with _lock:
+        if "value" not in _colab_answer:
+            _colab_answer["value"] = _ask_colab()
+        value = _colab_answer["value"]
+    return _checked(value, "colab")
 
 
 def lookup(origin: Origin | None, places: TokenPlaces, token: object = None) -> TokenSource:
@@ -252,19 +224,23 @@ def lookup(origin: Origin | None, places: TokenPlaces, token: object = None) -> 
         TokenNotFoundError: no step gave one (the message lists every place searched).
         InvalidTokenError, TokenFileError: a step found something that is not a token.
     """
+    if token is not None:
+        return TokenSource(check_token(token, "the token= argument"), "explicit")
     searched: list[str] = []
     found = (
-        _explicit(token)
-        or _environment(searched)
-        or _token_file(places, searched)
-        or _secret_files(places, origin, searched)
+        _environment(searched)
+        or _environment_file()
+        or _files(places, origin, searched)
+        or _colab(searched)
     )
     if found is not None:
         return found
     where = f" for {origin}" if origin is not None else ""
+    files = ", ".join(place for place in searched[1:] if place != COLAB_PLACE)
+    colab = f", and asked for {COLAB_PLACE}" if COLAB_PLACE in searched else ""
     raise TokenNotFoundError(
         f"No CAVE token found{where}: looked in ${CAVE_TOKEN_ENV} and under key "
-        f"{places.token_key!r} in {', '.join(searched[1:])}. Create a token at "
+        f"{places.token_key!r} in {files}{colab}. Create a token at "
         f"{new_token_url(places.server_address)} and save it with `cave-auth login`.",
         tuple(searched),
     )
@@ -279,27 +255,18 @@ def find_token(
     token_key: str = DEFAULT_TOKEN_KEY,
     secrets_dir: str | os.PathLike[str] | None = None,
 ) -> TokenSource:
-    """Find the token a request to ``url_or_server`` would use, and where it is.
+    """The token a request to ``url_or_server`` would use, and where it is (see :mod:`.lookup`).
 
-    Args:
-        url_or_server: the URL (or server address) a request goes to; its own
-            files, ``<netloc>-cave-secret.json`` and ``<host>-cave-secret.json``,
-            are searched first. ``None`` skips them.
-        token: a token given directly; wins over everything.
-        server_address: the auth server (default :data:`DEFAULT_SERVER_ADDRESS`);
-            its ``<netloc>-cave-secret.json`` is searched before the default file.
-        token_file: read this file only.
-        token_key: the key in the JSON files (default ``"token"``).
-        secrets_dir: the folder of the files (default ``$CLOUD_VOLUME_DIR/secrets``
-            or ``~/.cloudvolume/secrets``).
-
-    Returns:
-        The token and its source.
+    ``url_or_server``'s own files are searched first (``None`` skips them); ``token``
+    wins over everything; ``server_address`` (default :data:`DEFAULT_SERVER_ADDRESS`)
+    names the auth server whose file comes before the default file; ``token_file``
+    is read alone; ``token_key`` is the key in the JSON files; ``secrets_dir`` their folder.
 
     Raises:
         TokenNotFoundError: no token in any place searched (the message lists them).
         InvalidTokenError: the token found is not a bearer token.
-        TokenFileError: a file searched is corrupt or unreadable.
+        TokenFileError: a file searched (or named by ``$CAVE_TOKEN_FILE``) is
+            missing, corrupt or unreadable.
     """
     places = TokenPlaces.of(server_address, token_file, token_key, secrets_dir)
     return lookup(origin_of(url_or_server), places, token)
@@ -327,6 +294,6 @@ def token_file_paths(
     Without ``server_address``: the default server's file
     (``global.daf-apis.com-cave-secret.json``), the default file, the deprecated one.
     """
-    places = TokenPlaces.of(server_address, secrets_dir=secrets_dir)
+    places = TokenPlaces.of(server_address, None, DEFAULT_TOKEN_KEY, secrets_dir)
     origin = None if server_address is None else origin_of(places.server_address)
     return places.search_paths(origin)

@@ -17,14 +17,21 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .errors import CAVEAuthWarning, InvalidTokenError, TokenFileError
-from .files import edit_secret_file, read_secret_file
-from .lookup import TokenPlaces, netloc_file, stored_value
+from .files import edit_secret_file, missing_folders, read_secret_file, write_target
+from .lookup import read_value, stored_value
+from .secretjson import reason
 from .tokens import (
+    CAVE_TOKEN_ENV,
+    CAVE_TOKEN_FILE_ENV,
     DEFAULT_FILE_NAME,
     DEFAULT_TOKEN_KEY,
     DEPRECATED_FILE_NAME,
     SERVER_FILE_SUFFIX,
+    TokenPlaces,
     check_token,
+    named_token_file,
+    netloc_file,
+    variable,
 )
 from .urls import server_netloc
 
@@ -40,21 +47,34 @@ __all__ = [
     "save_token",
     "saved_token_files",
     "target_paths",
+    "warn_if_environment_wins",
 ]
 
 PLACEHOLDER = "PASTE_YOUR_TOKEN_HERE"
 """The stand-in for a token in the examples (CAVEclient's and ours)."""
 
 _CAVE_SHAPE = re.compile(r"[0-9a-fA-F]{32}")
-_BEARER_PREFIX = re.compile(r"(authorization\s*:\s*)?bearer\s", re.IGNORECASE)
+_SLIPS = (  # (what a pasted value starts with, what it is and what to do), tried in order
+    (
+        re.compile(rf"[\"']*{re.escape(PLACEHOLDER)}[\"']*\Z"),
+        f"is the placeholder {PLACEHOLDER} of the example (from {{}}); put your own token, "
+        "from the create-token page, in its place",
+    ),
+    (
+        re.compile(r"(authorization\s*:\s*)?bearer\s", re.IGNORECASE),
+        "starts with 'Bearer ' (from {}); give the token alone, without 'Bearer ' (that "
+        "word belongs to the Authorization header)",
+    ),
+    (
+        re.compile(r"[{\[\"']"),
+        "looks like JSON or a quoted string (from {}); give the token alone, the "
+        "characters between the quotes, without quotes or braces",
+    ),
+)
 
 
 def check_pasted(value: object, source: object) -> str:
     """A pasted token, checked: :func:`.tokens.check_token`, with hints for common slips.
-
-    Args:
-        value: what was given.
-        source: where it came from, for the message (never the value).
 
     Returns:
         The token, surrounding white space stripped.
@@ -62,29 +82,16 @@ def check_pasted(value: object, source: object) -> str:
     Raises:
         InvalidTokenError: the placeholder ``PASTE_YOUR_TOKEN_HERE``, a value
             starting with ``"Bearer "``, JSON or a quoted string, or anything
-            :func:`.tokens.check_token` refuses.
+            :func:`.tokens.check_token` refuses; named by ``source``, never the value.
 
     Warns:
-        CAVEAuthWarning: the token is not 32 hexadecimal characters (it is
-            still accepted: other deployments use other formats).
+        CAVEAuthWarning: not 32 hexadecimal characters (accepted: other
+            deployments use other formats).
     """
-    if isinstance(value, str):
-        text = value.strip()
-        if text.strip("\"'") == PLACEHOLDER:
-            raise InvalidTokenError(
-                f"The token is the placeholder {PLACEHOLDER} of the example (from {source}); "
-                "put your own token, from the create-token page, in its place."
-            )
-        if _BEARER_PREFIX.match(text):
-            raise InvalidTokenError(
-                f"The token starts with 'Bearer ' (from {source}); give the token alone, "
-                "without 'Bearer ' (that word belongs to the Authorization header)."
-            )
-        if text[:1] in ("{", "[", '"', "'"):
-            raise InvalidTokenError(
-                f"The token looks like JSON or a quoted string (from {source}); give the "
-                "token alone, the characters between the quotes, without quotes or braces."
-            )
+    text = value.strip() if isinstance(value, str) else ""
+    for slip, problem in _SLIPS:
+        if slip.match(text):
+            raise InvalidTokenError(f"The token {problem.format(source)}.")
     token = check_token(value, source)
     if not _CAVE_SHAPE.fullmatch(token):
         warnings.warn(
@@ -98,13 +105,26 @@ def check_pasted(value: object, source: object) -> str:
 
 
 def target_paths(places: TokenPlaces, write_server_file: bool) -> list[str]:
-    """The files ``save`` writes: the token file (or the default file), and the server's."""
+    """The files ``save`` writes: the token file (or the default file), and the server's.
+
+    Raises:
+        TokenFileError: one is the file ``$CAVE_TOKEN_FILE`` names (its bare token
+            is never written).
+    """
     folder = places.folder
     paths = [places.token_file or os.path.join(folder, DEFAULT_FILE_NAME)]
     if write_server_file:
         server_file = netloc_file(folder, server_netloc(places.server_address))
         if server_file is not None:
             paths.append(server_file)
+    named = named_token_file()
+    for path in paths:
+        if named is not None and os.path.realpath(path) == os.path.realpath(named):
+            raise TokenFileError(
+                f"{path} is the file ${CAVE_TOKEN_FILE_ENV} names, which holds the bare "
+                "token and is never written here; replace the token in it yourself.",
+                path,
+            )
     return list(dict.fromkeys(paths))
 
 
@@ -123,64 +143,52 @@ def saved_token_files(folder: str) -> list[str]:
     return [path for path in dict.fromkeys(paths) if os.path.lexists(path)]
 
 
-def _read_value(path: str, token_key: str) -> str | None:
-    """The string under ``token_key`` in ``path`` (``None``: no file or no key), strictly."""
-    try:
-        data = read_secret_file(path, check_mode=False)
-    except RecursionError:
-        raise TokenFileError(
-            f"{path} is nested too deeply to be a token file; delete it or save a new token.",
-            path,
-        ) from None
-    return None if data is None else stored_value(data, path, token_key)
-
-
-def _nearest_folder(folder: str) -> str:
-    """``folder``, or the nearest of its parents that exists."""
-    current = os.path.abspath(folder)
-    while not os.path.isdir(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    return current
-
-
 def check_can_save(places: TokenPlaces, write_server_file: bool = True) -> list[str]:
-    """Check, without changing anything, that a token could be saved; the files it would go to.
+    """Check, changing nothing, that a token could be saved; the files it would go to.
 
-    Each file must be readable and hold a JSON object (a string, if anything,
-    under the key), and its folder (or the nearest parent that exists, where
-    the folder is still to be made) must let a file be created in it.
+    Each file must hold a JSON object (a string, if anything, under the key), and
+    its folder (or the nearest that exists) must let a file be created in it.
 
     Raises:
         TokenFileError: a file is corrupt or unreadable, or a folder is not writable.
     """
     paths = target_paths(places, write_server_file)
     for path in paths:
-        _read_value(path, places.token_key)
-        target = os.path.realpath(path) if os.path.islink(path) else path
-        folder = os.path.dirname(target)
-        if os.path.isdir(folder):
-            try:
-                fd, probe = tempfile.mkstemp(prefix=".cave-auth-probe-", dir=folder)
-            except OSError as error:
-                raise TokenFileError(
-                    f"Cannot save a token in {folder}: the folder is not writable "
-                    f"({error.strerror or type(error).__name__}).",
-                    folder,
-                ) from None
-            os.close(fd)
-            os.unlink(probe)
-        else:
-            parent = _nearest_folder(folder)
+        read_value(path, places.token_key, check_mode=False)
+        folder = os.path.dirname(write_target(path))
+        missing = missing_folders(folder)
+        if missing:
+            parent = os.path.dirname(missing[0])
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise TokenFileError(
                     f"Cannot save a token in {folder}: it does not exist and {parent} "
                     "is not writable.",
                     folder,
                 )
+            continue
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".cave-auth-probe-", dir=folder)
+        except OSError as error:
+            raise TokenFileError(
+                f"Cannot save a token in {folder}: the folder is not writable ({reason(error)}).",
+                folder,
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
     return paths
+
+
+def warn_if_environment_wins(paths: list[str]) -> None:
+    """Warn where ``$CAVE_TOKEN`` or ``$CAVE_TOKEN_FILE`` is set: requests use it, not ``paths``."""
+    for name in (CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV):
+        if variable(name) is not None:
+            warnings.warn(
+                f"{name} is set, so requests use it, not the token saved in "
+                f"{', '.join(paths)}; unset {name} to use the saved token.",
+                CAVEAuthWarning,
+                stacklevel=3,
+            )
+            return
 
 
 def save_token(
@@ -193,31 +201,22 @@ def save_token(
     overwrite: bool = False,
     write_server_file: bool = True,
 ) -> list[str]:
-    """Save a token where CAVEclient and CloudVolume find it.
+    """Save a token where CAVEclient and CloudVolume find it; the files that hold it now.
 
     Writes ``token_file`` (default ``<secrets>/cave-secret.json``) and, with
-    ``write_server_file``, ``<secrets>/<server netloc>-cave-secret.json`` of
-    ``server_address`` (default :data:`DEFAULT_SERVER_ADDRESS`), as CAVEclient's
-    ``AuthClient.save_token`` does. Other keys in those files are kept. Each file
-    is replaced atomically, mode 0600, in folders made 0700.
-
-    Args:
-        overwrite: replace a different token already under ``token_key``.
-            Without it such a file is refused (before any file is written); the
-            same token already there is left as it is.
-
-    Returns:
-        The files that hold the token now.
+    ``write_server_file``, ``<secrets>/<server netloc>-cave-secret.json``, as
+    CAVEclient's ``AuthClient.save_token`` does, keeping other keys; never the file
+    ``$CAVE_TOKEN_FILE`` names. ``overwrite`` replaces a different token under
+    ``token_key``; without it such a file is refused before any file is written.
 
     Raises:
-        InvalidTokenError: ``token`` is not a bearer token, or is the example's
-            placeholder ``PASTE_YOUR_TOKEN_HERE``, or starts with ``"Bearer "``,
-            or is JSON (see :func:`check_pasted`).
+        InvalidTokenError: ``token`` is not a bearer token (see :func:`check_pasted`).
         TokenFileError: a file holds a different token and ``overwrite`` is
             false, a file is corrupt, or a folder is not writable.
 
     Warns:
-        CAVEAuthWarning: the token is not 32 hexadecimal characters, CAVE's shape.
+        CAVEAuthWarning: the token is not 32 hexadecimal characters, CAVE's shape;
+            or ``$CAVE_TOKEN`` or ``$CAVE_TOKEN_FILE`` is set, so requests use it.
     """
     token = check_pasted(token, "the token given to save_token")
     places = TokenPlaces.of(server_address, token_file, token_key, secrets_dir)
@@ -237,27 +236,24 @@ def save_token(
         return data
 
     for path in paths:  # refuse before writing anything
-        old = _read_value(path, token_key)
-        if old is not None:
-            put({token_key: old}, path)
+        put(read_secret_file(path, check_mode=False) or {}, path)
     for path in paths:
         edit_secret_file(path, partial(put, path=path))
+    warn_if_environment_wins(paths)
     return paths
 
 
 def remove_token(paths: Iterable[str], token_key: str = DEFAULT_TOKEN_KEY) -> list[str]:
-    """Remove ``token_key`` from each of ``paths`` that has it, keeping other keys.
+    """Remove ``token_key`` from each of ``paths``, keeping other keys; the files that had it.
 
     Every file is read first: a corrupt one stops everything before any change.
     A file left with no key is removed.
 
-    Returns:
-        The files that held the token and no longer do.
-
     Raises:
         TokenFileError: a file is corrupt or its folder is not writable.
     """
-    holding = [path for path in dict.fromkeys(paths) if _read_value(path, token_key) is not None]
+    paths = list(dict.fromkeys(paths))
+    holding = [p for p in paths if read_value(p, token_key, check_mode=False) is not None]
 
     def drop(data: dict[str, Any], path: str) -> dict[str, Any] | None:
         if stored_value(data, path, token_key) is None:
@@ -276,14 +272,10 @@ def delete_token(
     secrets_dir: str | os.PathLike[str] | None = None,
     write_server_file: bool = True,
 ) -> list[str]:
-    """Remove the token from the files :func:`save_token` writes.
+    """Remove the token from the files :func:`save_token` writes; the files that had it.
 
-    Other keys are kept; a file left with no key is removed. (``cave-auth
-    logout`` also removes it from every other file a request to the server
-    would read, the deprecated ``chunkedgraph-secret.json`` included.)
-
-    Returns:
-        The files that held the token and no longer do.
+    Other keys are kept; a file left with no key is removed. (``cave-auth logout``
+    also removes it from every other file a request to the server would read.)
 
     Raises:
         TokenFileError: a file is corrupt or its folder is not writable.

@@ -1,8 +1,10 @@
 """Fixtures: an isolated home, and real HTTP services on loopback.
 
 - ``isolated_home`` (autouse): ``HOME`` and ``CLOUD_VOLUME_DIR`` point into
-  ``tmp_path``; ``CAVE_TOKEN``, ``NETRC`` and proxy settings are cleared. No test
-  reads or writes the real home.
+  ``tmp_path``; ``CAVE_TOKEN``, ``CAVE_TOKEN_FILE``, ``NETRC`` and proxy settings
+  are cleared; the lookup's per-process memory (deprecation warnings given, the
+  Colab answer) starts empty and ``google.colab`` is not imported. No test reads
+  or writes the real home.
 - ``service``: a Flask app protected by the real ``middle_auth_client``
   decorators (tokens checked locally through ``setPermissionLookupOverride``),
   with an echo endpoint and a redirect endpoint. It listens on ``127.0.0.1``;
@@ -28,6 +30,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -58,12 +61,21 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     REVOKED.clear()  # the service's tokens are all valid again
     monkeypatch.setenv("CLOUD_VOLUME_DIR", str(home / ".cloudvolume"))
-    for name in ("CAVE_TOKEN", "NETRC", "NO_COLOR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    for name in (
+        "CAVE_TOKEN",
+        "CAVE_TOKEN_FILE",
+        "NETRC",
+        "NO_COLOR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setattr(lookup, "_warned_deprecated", set())
+    monkeypatch.setattr(lookup, "_colab_answer", {})
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     return home
 
 

@@ -27,8 +27,8 @@ from cave_requests_auth import (
     TokenFileError,
     find_token,
     save_token,
+    secretjson,
 )
-from cave_requests_auth import files as files_module
 from helpers import (
     OTHER_TOKEN,
     VALID_TOKEN,
@@ -132,7 +132,7 @@ class TestOnlyRegularFilesOfSaneSize:
         self, secrets: Path, monkeypatch: pytest.MonkeyPatch, change: str
     ) -> None:
         path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
-        real = files_module.read_bounded
+        real = secretjson.read_bounded
 
         def swapped(name: str) -> Any:
             if change == "FIFO":
@@ -143,7 +143,7 @@ class TestOnlyRegularFilesOfSaneSize:
                     file.write(b" " * (2 * MIB))
             return real(name)
 
-        monkeypatch.setattr(files_module, "read_bounded", swapped)
+        monkeypatch.setattr(secretjson, "read_bounded", swapped)
         with pytest.raises(TokenFileError) as info:
             find_token()
         expected = "not a regular file" if change == "FIFO" else "larger than 1 MiB"

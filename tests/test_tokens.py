@@ -11,6 +11,10 @@ import hashlib
 import json
 import os
 import re
+import sys
+import threading
+import time
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +26,11 @@ from hypothesis import strategies as st
 from cave_requests_auth import (
     DEFAULT_SERVER_ADDRESS,
     CAVEAuthError,
+    CAVEAuthWarning,
     DeprecatedTokenFileWarning,
     InvalidTokenError,
     TokenFileError,
+    TokenFileModeWarning,
     TokenNotFoundError,
     TokenSource,
     delete_token,
@@ -35,7 +41,7 @@ from cave_requests_auth import (
     token_file_paths,
     token_page_url,
 )
-from helpers import OTHER_TOKEN, VALID_TOKEN, fingerprint, write_secret
+from helpers import OTHER_TOKEN, VALID_TOKEN, AuditLog, assert_clean, fingerprint, write_secret
 
 URL = "https://minnie.example.org:8443/segmentation/api"
 SERVER = "https://auth.example.org:9443"
@@ -46,12 +52,14 @@ BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 STEPS = (
     "explicit",
     "environment",
+    "environment_file",
     "token_file",
     "netloc_file",
     "host_file",
     "server_file",
     "default_file",
     "deprecated_file",
+    "colab",
 )
 STEP_TOKEN = {step: hashlib.sha256(step.encode()).hexdigest()[:32] for step in STEPS}
 STEP_FILE = {
@@ -61,6 +69,40 @@ STEP_FILE = {
     "default_file": "cave-secret.json",
     "deprecated_file": "chunkedgraph-secret.json",
 }
+
+
+class SecretNotFoundError(Exception):
+    """As google.colab.userdata's: the notebook has no such secret."""
+
+
+class NotebookAccessError(Exception):
+    """As google.colab.userdata's: the user did not let this notebook read the secret."""
+
+
+def stand_in_colab(
+    monkeypatch: pytest.MonkeyPatch, answer: str | BaseException, delay: float = 0.0
+) -> list[str]:
+    """``google.colab`` as imported in a notebook, whose ``userdata.get`` gives ``answer``
+    (or raises it) after ``delay`` seconds; returns the names it is asked for."""
+    asked: list[str] = []
+
+    def get(name: str) -> str:
+        asked.append(name)
+        time.sleep(delay)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    google, colab, userdata = (
+        types.ModuleType(name) for name in ("google", "google.colab", "google.colab.userdata")
+    )
+    userdata.__dict__.update(
+        get=get, SecretNotFoundError=SecretNotFoundError, NotebookAccessError=NotebookAccessError
+    )
+    google.__dict__["colab"], colab.__dict__["userdata"] = colab, userdata
+    for module in (google, colab, userdata):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    return asked
 
 
 def deprecation_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
@@ -73,6 +115,7 @@ class Steps:
     def __init__(self, secrets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.secrets = secrets
         self.own_file = tmp_path / "elsewhere" / "my-token.json"
+        self.bare_file = tmp_path / "run" / "secrets" / "cave-token"
         self.monkeypatch = monkeypatch
         self.kwargs: dict[str, Any] = {}
 
@@ -82,6 +125,11 @@ class Steps:
             self.kwargs["token"] = token
         elif step == "environment":
             self.monkeypatch.setenv("CAVE_TOKEN", token)
+        elif step == "environment_file":
+            write_secret(self.bare_file, f"{token}\n")
+            self.monkeypatch.setenv("CAVE_TOKEN_FILE", str(self.bare_file))
+        elif step == "colab":
+            stand_in_colab(self.monkeypatch, token)
         elif step == "token_file":
             write_secret(self.own_file, {"token": token})
             self.kwargs["token_file"] = self.own_file
@@ -94,8 +142,10 @@ class Steps:
         """(kind, path, key) of the source a step gives."""
         if step == "explicit":
             return ("explicit", None, None)
-        if step == "environment":
-            return ("environment", None, None)
+        if step in ("environment", "colab"):
+            return (step, None, None)
+        if step == "environment_file":
+            return ("file", str(self.bare_file), None)
         if step == "token_file":
             return ("file", str(self.own_file), "token")
         return ("file", str(self.secrets / STEP_FILE[step]), "token")
@@ -128,11 +178,12 @@ class TestLookupOrder:
         assert source.token == STEP_TOKEN[only]
         assert (source.kind, source.path, source.key) == steps.expected(only)
 
+    @pytest.mark.parametrize("name", ["CAVE_TOKEN", "CAVE_TOKEN_FILE"])
     @pytest.mark.parametrize("value", ["", " ", "\n"], ids=["empty", "space", "newline"])
     def test_empty_cave_token_is_unset(
-        self, secrets: Path, monkeypatch: pytest.MonkeyPatch, value: str
+        self, secrets: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
     ) -> None:
-        monkeypatch.setenv("CAVE_TOKEN", value)
+        monkeypatch.setenv(name, value)
         path = write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
         source = find_token()
         assert (source.token, source.kind, source.path) == (VALID_TOKEN, "file", str(path))
@@ -411,13 +462,25 @@ VALID = [
     pytest.param("AZaz09-._~+/==", "AZaz09-._~+/==", id="every-allowed-character"),
     pytest.param("a" * 4096, "a" * 4096, id="4096-chars"),
 ]
-SOURCES = ["argument", "environment", "default_file", "token_file"]
-# An empty CAVE_TOKEN is unset (TestLookupOrder), and NUL cannot be in the environment.
+SOURCES = ["argument", "environment", "environment_file", "default_file", "token_file", "colab"]
+
+
+def reaches_the_token_check(source: str, value: str) -> bool:
+    """An empty CAVE_TOKEN or Colab secret is unset (TestLookupOrder), and NUL cannot be in
+    the environment; a $CAVE_TOKEN_FILE file that is empty or of several lines is a
+    TokenFileError (TestTokenFileVariable)."""
+    if source in ("environment", "colab", "environment_file") and not value.strip():
+        return False
+    if source == "environment":
+        return "\x00" not in value
+    return source != "environment_file" or len(value.strip().splitlines()) == 1
+
+
 INVALID_FROM_SOURCES = [
     pytest.param(source, case.values[0], id=f"{source}-{case.id}")
     for source in SOURCES
     for case in INVALID
-    if source != "environment" or (case.values[0].strip() and "\x00" not in case.values[0])
+    if reaches_the_token_check(source, case.values[0])
 ]
 
 
@@ -438,6 +501,7 @@ class FromSource:
     def __init__(self, secrets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.secrets = secrets
         self.own_file = tmp_path / "mine.json"
+        self.bare_file = tmp_path / "cave-token"
         self.monkeypatch = monkeypatch
 
     def find(self, source: str, value: Any) -> tuple[TokenSource, list[str]]:
@@ -450,6 +514,13 @@ class FromSource:
         if source == "environment":
             self.monkeypatch.setenv("CAVE_TOKEN", value)
             return {}
+        if source == "environment_file":
+            write_secret(self.bare_file, value)
+            self.monkeypatch.setenv("CAVE_TOKEN_FILE", str(self.bare_file))
+            return {}
+        if source == "colab":
+            stand_in_colab(self.monkeypatch, value)
+            return {}
         if source == "default_file":
             write_secret(self.secrets / "cave-secret.json", {"token": value})
             return {}
@@ -461,6 +532,10 @@ class FromSource:
             return ["token= argument"]
         if source == "environment":
             return ["CAVE_TOKEN"]
+        if source == "environment_file":
+            return [str(self.bare_file), "$CAVE_TOKEN_FILE"]
+        if source == "colab":
+            return ["Colab", "CAVE_TOKEN"]
         if source == "default_file":
             return [str(self.secrets / "cave-secret.json"), "'token'"]
         return [str(self.own_file), "'token'"]
@@ -584,6 +659,8 @@ class TestTokenSource:
             ("explicit", None, None, "token= argument"),
             ("environment", None, None, "CAVE_TOKEN"),
             ("file", "/x/cave-secret.json", "token", "/x/cave-secret.json"),
+            ("file", "/run/secrets/t", None, "/run/secrets/t (named by $CAVE_TOKEN_FILE)"),
+            ("colab", None, None, "the Colab notebook secret CAVE_TOKEN"),
         ],
     )
     def test_repr_and_str_never_show_the_token(
@@ -867,3 +944,270 @@ class TestServerUrls:
     def test_urls(self, server_address: str | None, create: str, page: str) -> None:
         assert new_token_url(server_address) == create
         assert token_page_url(server_address) == page
+
+
+# -- step 2b: $CAVE_TOKEN_FILE -----------------------------------------------------------------
+
+POSIX = os.name == "posix"
+AS_ROOT = POSIX and os.getuid() == 0
+LONG_AGO = time.time() - 3600  # not "just written": what the file held is kept
+
+
+def make_bad(kind: str, path: Path) -> Path:
+    """Put at ``path`` what ``kind`` names; the path the error must name."""
+    if kind == "device":
+        return Path("/dev/null")
+    if kind == "folder":
+        path.mkdir(parents=True)
+    elif kind == "FIFO":
+        path.parent.mkdir(parents=True)
+        os.mkfifo(path, 0o600)
+    elif kind == "dangling-link":
+        path.parent.mkdir(parents=True)
+        path.symlink_to(path.parent / "gone")
+    elif kind != "missing":
+        content = {
+            "empty": "",
+            "blank": " \n\n\t",
+            "two-lines": f"{VALID_TOKEN}\n{OTHER_TOKEN}\n",
+            "CRLF-inside": f"{HALF_A}\r\n{HALF_B}",
+            "JSON": json.dumps({"token": VALID_TOKEN}),
+            "over-1-MiB": VALID_TOKEN + " " * (1 << 20),
+        }.get(kind, VALID_TOKEN)
+        write_secret(path, content)
+        if kind == "another-user's":
+            os.chown(path, 4242, -1)
+        elif kind == "unreadable":
+            path.chmod(0o000)
+    return path
+
+
+def bad(kind: str, saying: str, *, posix: bool = False, root: bool | None = None) -> Any:
+    marks = [pytest.mark.skipif(posix and not POSIX, reason="POSIX only")]
+    if root is not None:
+        marks.append(pytest.mark.skipif(AS_ROOT is not root, reason=f"root={root} only"))
+    return pytest.param(kind, saying, id=kind, marks=marks)
+
+
+class TestTokenFileVariable:
+    @pytest.mark.parametrize(
+        ("kind", "saying"),
+        [
+            bad("missing", "does not exist"),
+            bad("empty", "is empty"),
+            bad("blank", "is empty"),
+            bad("two-lines", "more than one line"),
+            bad("CRLF-inside", "more than one line"),
+            bad("JSON", "holds JSON"),
+            bad("folder", "not a regular file"),
+            bad("FIFO", "not a regular file", posix=True),
+            bad("device", "not a regular file", posix=True),
+            bad("over-1-MiB", "larger than 1 MiB"),
+            bad("dangling-link", "symbolic link", posix=True),
+            bad("another-user's", "uid 4242", posix=True, root=True),
+            bad("unreadable", "Permission denied", posix=True, root=False),
+        ],
+    )
+    def test_bad_file_is_an_error_naming_the_variable_and_the_path(
+        self, secrets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, saying: str
+    ) -> None:
+        path = make_bad(kind, tmp_path / "run" / "cave-token")
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(path))
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})  # no fall-through
+        own = write_secret(tmp_path / "own.json", {"token": OTHER_TOKEN})
+        for attempt in (lambda: find_token(), lambda: find_token(token_file=own)):
+            with pytest.raises(TokenFileError) as info:
+                attempt()
+            assert_clean(info.value, path, "$CAVE_TOKEN_FILE", saying)
+            if kind != "another-user's":  # the reader's own message, of two sentences
+                assert ". " not in str(info.value).replace(str(path), "")
+                assert str(info.value).endswith(".")
+
+    @pytest.mark.parametrize("named", ["cave-token", "./cave-token", "~/cave-token"])
+    def test_path_relative_to_the_working_folder_or_home(
+        self, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, named: str
+    ) -> None:
+        folder = isolated_home if named.startswith("~") else isolated_home / "work"
+        path = write_secret(folder / "cave-token", f"  {VALID_TOKEN}\r\n")
+        monkeypatch.chdir(path.parent)
+        monkeypatch.setenv("CAVE_TOKEN_FILE", named)
+        source = find_token()
+        assert (source.token, source.kind, source.path, source.key) == (
+            VALID_TOKEN,
+            "file",
+            str(path),
+            None,
+        )
+        assert str(source) == f"{path} (named by $CAVE_TOKEN_FILE)"
+        no_leak(repr(source), VALID_TOKEN)
+
+    def test_not_utf8_is_an_invalid_token_naming_the_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = write_secret(tmp_path / "cave-token", HALF_A.encode() + b"\xff" + HALF_B.encode())
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(path))
+        with pytest.raises(InvalidTokenError) as info:
+            find_token()
+        assert f"{path} (named by $CAVE_TOKEN_FILE)" in str(info.value)
+        no_leak(str(info.value), VALID_TOKEN)
+
+    @pytest.mark.skipif(not POSIX, reason="modes are POSIX")
+    def test_a_file_others_can_read_gives_the_mode_warning(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = write_secret(tmp_path / "cave-token", VALID_TOKEN, 0o644)
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(path))
+        with pytest.warns(TokenFileModeWarning, match="0644") as caught:
+            assert find_token().token == VALID_TOKEN
+        assert str(path) in str(caught[0].message)
+
+    @pytest.mark.skipif(not POSIX, reason="symbolic links")
+    def test_kubernetes_secret_links_are_followed_kept_and_rotated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, audit: AuditLog
+    ) -> None:
+        # A mounted Secret: token -> ..data/token, ..data -> ..<timestamp>; an update
+        # writes a new ..<timestamp> folder and swaps the ..data link at once.
+        mount = tmp_path / "secrets"
+        for version, token in (("..2024_01", VALID_TOKEN), ("..2025_01", OTHER_TOKEN)):
+            path = write_secret(mount / version / "token", f"{token}\n", 0o600)
+            os.utime(path, (LONG_AGO, LONG_AGO))
+        (mount / "..data").symlink_to("..2024_01")
+        (mount / "token").symlink_to("..data/token")
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(mount / "token"))
+        audit.events.clear()
+        for _ in range(5):
+            assert find_token().token == VALID_TOKEN
+        assert audit.opened(mount).count(str(mount / "token")) == 1
+        (mount / "..data_tmp").symlink_to("..2025_01")
+        os.replace(mount / "..data_tmp", mount / "..data")
+        source = find_token()
+        assert (source.token, source.path) == (OTHER_TOKEN, str(mount / "token"))
+
+
+class TestSaveWhileAVariableIsSet:
+    @pytest.mark.parametrize("name", ["CAVE_TOKEN", "CAVE_TOKEN_FILE"])
+    def test_save_says_the_variable_wins_and_leaves_it_alone(
+        self, secrets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    ) -> None:
+        bare = write_secret(tmp_path / "cave-token", OTHER_TOKEN)
+        before = fingerprint(bare)
+        monkeypatch.setenv(name, OTHER_TOKEN if name == "CAVE_TOKEN" else str(bare))
+        with pytest.warns(CAVEAuthWarning, match=f"^{name} is set") as caught:
+            paths = save_token(VALID_TOKEN, write_server_file=False)
+        assert paths == [str(secrets / "cave-secret.json")]
+        assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+        [warning] = caught
+        assert f"unset {name}" in str(warning.message)
+        assert paths[0] in str(warning.message)
+        no_leak(str(warning.message), VALID_TOKEN)
+        no_leak(str(warning.message), OTHER_TOKEN)
+        assert fingerprint(bare) == before
+        assert find_token().token == OTHER_TOKEN  # as the warning says
+
+    def test_no_warning_without_a_variable(self, recwarn: pytest.WarningsRecorder) -> None:
+        save_token(VALID_TOKEN)
+        assert [w for w in recwarn if issubclass(w.category, CAVEAuthWarning)] == []
+
+    @pytest.mark.parametrize("through", ["same-path", "a-link-to-it"])
+    def test_save_never_writes_the_file_the_variable_names(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
+    ) -> None:
+        bare = write_secret(tmp_path / "cave-token", f"{OTHER_TOKEN}\n")
+        before = fingerprint(bare)
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(bare))
+        target = bare
+        if through == "a-link-to-it":
+            target = tmp_path / "link.json"
+            target.symlink_to(bare)
+        with pytest.raises(TokenFileError) as info:
+            save_token(VALID_TOKEN, token_file=target, overwrite=True, write_server_file=False)
+        assert_clean(info.value, target, "$CAVE_TOKEN_FILE")
+        assert fingerprint(bare) == before
+
+
+# -- step 8: the Colab notebook secret ---------------------------------------------------------
+
+COLAB_PLACE = "the Colab secret CAVE_TOKEN"
+
+
+class TestColab:
+    def test_the_last_step_asked_once_per_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        asked = stand_in_colab(monkeypatch, f"{VALID_TOKEN}\n")
+        source = find_token(URL)
+        assert (source.token, source.kind, source.path, source.key) == (
+            VALID_TOKEN,
+            "colab",
+            None,
+            None,
+        )
+        assert str(source) == "the Colab notebook secret CAVE_TOKEN"
+        assert find_token().token == load_token(URL) == VALID_TOKEN
+        assert asked == ["CAVE_TOKEN"]
+
+    @pytest.mark.parametrize(
+        "answer",
+        [SecretNotFoundError("CAVE_TOKEN"), NotebookAccessError("CAVE_TOKEN"), TimeoutError(), ""],
+        ids=["no-such-secret", "no-access", "timeout", "empty"],
+    )
+    def test_no_token_there_is_remembered(
+        self, secrets: Path, monkeypatch: pytest.MonkeyPatch, answer: str | BaseException
+    ) -> None:
+        asked = stand_in_colab(monkeypatch, answer)
+        for _ in range(3):
+            with pytest.raises(TokenNotFoundError) as info:
+                find_token()
+            assert info.value.searched[-1] == COLAB_PLACE
+            assert info.value.searched[1:-1] == tuple(token_file_paths())
+            assert COLAB_PLACE in str(info.value)
+        assert asked == ["CAVE_TOKEN"]
+
+    @pytest.mark.parametrize("earlier", ["environment", "environment_file", "default_file"])
+    def test_not_asked_where_an_earlier_step_gives_a_token(
+        self, steps: Steps, monkeypatch: pytest.MonkeyPatch, earlier: str
+    ) -> None:
+        asked = stand_in_colab(monkeypatch, VALID_TOKEN)
+        steps.set_up(earlier)
+        assert find_token(**steps.kwargs).token == STEP_TOKEN[earlier]
+        assert asked == []
+
+    def test_not_asked_after_a_token_file_argument(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        asked = stand_in_colab(monkeypatch, VALID_TOKEN)
+        with pytest.raises(TokenNotFoundError) as info:
+            find_token(token_file=tmp_path / "missing.json")
+        assert COLAB_PLACE not in info.value.searched
+        assert asked == []
+
+    def test_outside_colab_nothing_is_imported_or_asked(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        asked = stand_in_colab(monkeypatch, VALID_TOKEN)
+        monkeypatch.delitem(sys.modules, "google.colab")  # google.colab.userdata stays
+        tried: list[str] = []
+
+        class Watcher:
+            def find_spec(self, name: str, *args: Any) -> None:
+                if name.startswith("google"):
+                    tried.append(name)
+
+        monkeypatch.setattr(sys, "meta_path", [Watcher(), *sys.meta_path])
+        with pytest.raises(TokenNotFoundError) as info:
+            find_token(URL)
+        assert COLAB_PLACE not in info.value.searched
+        assert COLAB_PLACE not in str(info.value)
+        assert (asked, tried) == ([], [])
+        assert "google.colab" not in sys.modules
+
+    def test_threads_ask_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        asked = stand_in_colab(monkeypatch, VALID_TOKEN, delay=0.2)
+        found: list[str] = []
+        threads = [
+            threading.Thread(target=lambda: found.append(find_token().token)) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert found == [VALID_TOKEN] * 8
+        assert asked == ["CAVE_TOKEN"]
