@@ -1,7 +1,7 @@
 """The rules, decided here once for every way in. No HTTP library is imported.
 
-A binding translates its library's request and response into these values
-and does what the answer says; it decides nothing.
+A binding translates its library's request and response into these values and
+does what the answer says. What each rule decides:
 
 - **Which token goes to a URL** (:meth:`Credentials.attachment`): none outside
   ``hosts=``; ``https``, or plain ``http`` only to a loopback host, and never
@@ -13,8 +13,7 @@ and does what the answer says; it decides nothing.
 - **When a 401 is retried** (:meth:`Credentials.retry_with`): once, for a
   ``401 invalid_token`` to the first request, never for an explicit token, and
   only where the source now holds another token.
-- **How often a refusal is reported** (:meth:`Credentials.first_report`); what it
-  means is :mod:`.refusals`'.
+- **How often a refusal is reported** (:meth:`Credentials.first_report`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import CAVEAuthError, InsecureTransportError, TokenNotFoundError
-from .lookup import TokenPlaces, lookup, secrets_folder
+from .lookup import TokenPlaces, lookup
 from .tokens import DEFAULT_TOKEN_KEY, TokenSource, check_token
 from .urls import HostPatterns, Origin, origin_key, parse_origin
 from .wire import Attachment, Chain, ProxyOf, environment_proxy, error_object, no_proxy
@@ -126,19 +125,9 @@ class Credentials:
         return True  # requests skips an auth that is false
 
     def __repr__(self) -> str:
-        if self.token is not None:
-            where = "token=<hidden>"
-        elif self.token_file is not None:
-            where = f"token_file={self.token_file!r}, token_key={self.token_key!r}"
-        else:
-            where = f"secrets_dir={secrets_folder(self.secrets_dir)!r}"
-            if self.token_key != DEFAULT_TOKEN_KEY:
-                where += f", token_key={self.token_key!r}"
-            if self.server_address is not None:
-                where += f", server_address={self.server_address!r}"
-        if self.hosts is not None:
-            where += f", hosts={self.hosts!r}"
-        return f"{type(self).__name__}({where})"
+        where = "token=<hidden>" if self.token is not None else str(self.places)
+        hosts = "" if self.hosts is None else f", hosts={self.hosts!r}"
+        return f"{type(self).__name__}({where}{hosts})"
 
     # -- which token goes to a URL ---------------------------------------------
 
@@ -149,11 +138,9 @@ class Credentials:
 
         ``proxy_of`` names the proxy that would see a plain ``http`` request;
         ``forwards_https``: the binding sends ``https`` through one that sees it too.
-
-        Raises:
-            InsecureTransportError: plain http to a host that is not loopback, where a
-                proxy would see the token, or a URL without a host.
-            TokenNotFoundError, InvalidTokenError, TokenFileError: from the lookup.
+        Raises :class:`InsecureTransportError` (plain http to a host that is not
+        loopback, where a proxy would see the token, a URL without a host), and the
+        lookup's errors.
         """
         # First a probe of the cache with the URL up to its first "/" past "https://":
         # a key found there holds its whole authority, so it is this URL's origin.
@@ -214,27 +201,21 @@ class Credentials:
                     raise
                 source, searched = None, error.searched
                 logger.debug("No CAVE token for %s; sending without one.", origin)
-            attachment = Attachment(
-                source,
-                self.server_address,
-                cookie=self.cookie,
-                direct_only=source is not None and plain,
-                searched=searched,
-            )
+            direct_only = source is not None and plain
+            attachment = Attachment(source, self.server_address, cookie=self.cookie,
+                                    direct_only=direct_only, searched=searched)  # fmt: skip
         with self._lock:
             _put_bounded(self._decisions, key, attachment, MAX_CACHED_ORIGINS)
         return attachment
 
-    def decided(self, url: str) -> bool:  # for the async bindings
+    def decided(self, url: str) -> bool:
         """Whether what a request to ``url`` carries is known without reading a file."""
         return self.token is not None or origin_key(url) in self._decisions
 
     def sent_with(self, url: str, authorization: str | None) -> Attachment | None:
         """Which attachment of these credentials a request to ``url`` carried, if any."""
-        if authorization is None:
-            return None
-        attachment = self._decisions.get(origin_key(url))
-        return attachment if attachment is not None and attachment.header == authorization else None
+        found = self._decisions.get(origin_key(url))
+        return found if found and authorization and found.header == authorization else None
 
     def start(
         self, url: str, proxy_of: ProxyOf = no_proxy, *, forwards_https: bool = False
@@ -248,20 +229,14 @@ class Credentials:
     ) -> Attachment | None:
         """What a redirect hop of ``chain`` to ``url`` carries: the first request's, on
         its origin while the chain never left it; none through a proxy that would see it."""
-        attachment = chain.hop(url)
-        seen = attachment is not None and self._seen_by_proxy(
-            attachment, url, proxy_of, forwards_https
-        )
-        return None if seen else attachment
+        hop = chain.hop(url)
+        return None if hop and self._seen_by_proxy(hop, url, proxy_of, forwards_https) else hop
 
     # -- a 401: retry once with a reloaded token --------------------------------
 
     def reloaded(self, url: str, sent: Attachment) -> Attachment | None:
-        """After ``sent`` was refused: the source's newer token for ``url``, if any.
-
-        Reads the source again (another process may have saved a new token),
-        unless another thread already has.
-        """
+        """After ``sent`` was refused: the source's newer token for ``url``, if any (read
+        again, another process may have saved one, unless another thread already has)."""
         key = origin_key(url)
         current = self._decisions.get(key)
         if current is None or current.header == sent.header:
@@ -287,12 +262,9 @@ class Credentials:
         from_hop: bool,
         rewindable: bool,
     ) -> Attachment | None:
-        """The token to send the request (to ``url``, carrying ``sent``) with once more.
-
-        ``None`` for no retry. ``body`` is bounded (:data:`.wire.MAX_ERROR_BODY`);
-        ``from_hop``: the answer came from a redirect hop; ``rewindable``: the body
-        can be sent again (none, bytes, or a seekable file).
-        """
+        """The token to send the request (to ``url``, with ``sent``) once more with, or
+        ``None``. ``from_hop``: the answer came from a redirect hop; ``rewindable``: the
+        body can be sent again (none, bytes, or a seekable file)."""
         if status != 401 or from_hop or not rewindable:
             return None
         if sent is None or sent.source is None or sent.source.kind == "explicit":

@@ -20,32 +20,21 @@ from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
 from .errors import AuthResponseError
-from .refusals import Answer, Refusal, describe
+from .refusals import Answer, Refusal, describe, report
 from .urls import origin_key, same_origin
 from .wire import MAX_ERROR_BODY, PROGRAMMATIC, Attachment, bearer_of, merge_cookie
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, MutableMapping, Sequence
+    from collections.abc import MutableMapping, Sequence
 
     from requests import PreparedRequest
 
     from .core import Credentials
     from .wire import Chain
 
-__all__ = [
-    "EXCHANGE_ATTRIBUTE",
-    "LINK_EXTENSION",
-    "SENT_ATTRIBUTE",
-    "Exchange",
-    "add_cookie",
-    "answer",
-    "answers_of",
-    "attach",
-    "error_for",
-    "hops_answers",
-    "raise_for_auth",
-    "rewindable",
-]
+__all__ = ["EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie"]
+__all__ += ["answers_of", "attach", "error_for", "hops_answers", "raise_for_auth"]
+__all__ += ["report_response", "rewindable"]
 
 SENT_ATTRIBUTE = "_cave_sent"
 """The :class:`.wire.Attachment` on a requests ``PreparedRequest`` it was attached to.
@@ -110,23 +99,6 @@ def rewindable(request: PreparedRequest) -> bool:
 # -- reading any library's answers ---------------------------------------------------
 
 
-def answer(
-    method: str, url: str, status: int, headers: Mapping[str, str], body: bytes = b"", **kw: Any
-) -> Answer:
-    """An :class:`.refusals.Answer` from any library's headers; ``kw`` as it takes them."""
-    redirect = 300 <= status < 400
-    return Answer(
-        method,
-        url,
-        status,
-        headers.get("Content-Type", ""),
-        headers.get("WWW-Authenticate", ""),
-        headers.get("Location") if redirect else None,
-        body,
-        **kw,
-    )
-
-
 def body_of(response: Any) -> bytes:
     """The body of a refusal (400, 401, 403) already read, bounded; else nothing."""
     status = getattr(response, "status_code", None) or response.status
@@ -161,7 +133,7 @@ def hops_answers(
             authorization = sent.header
         last = body if body is not None and index == len(hops) - 1 else body_of(hop)
         answers.append(
-            answer(
+            Answer.of(
                 str(request.method) if request is not None else "GET",
                 url,
                 hop.status_code,
@@ -234,7 +206,7 @@ def _of_urllib3(response: Any) -> list[Answer]:
     sent = exchange.sent if exchange is not None else None
     status = int(response.status)
     body = (response.data or b"")[:MAX_ERROR_BODY] if status in (400, 401, 403) else b""
-    last = answer(method, final, status, response.headers, body, sent=sent)
+    last = Answer.of(method, final, status, response.headers, body, sent=sent)
     return [
         *answers,
         last._replace(
@@ -268,6 +240,18 @@ def answers_of(response: Any, credentials: Credentials | None = None) -> list[An
     raise TypeError(
         f"raise_for_auth takes a requests or urllib3 response, not {type(response).__name__}."
     )
+
+
+def report_response(credentials: Credentials, response: Any, elsewhere: bool | None = None) -> None:
+    """Report a refusal in a requests ``response`` as ``credentials`` ask (raise or warn).
+
+    ``elsewhere``, where given: only the last hop is to be read (a hook that runs
+    on each hop requests made sees no history), and whether it left the origin.
+    """
+    answers = answers_of(response, credentials)
+    if elsewhere is not None:
+        answers = [answers[-1]._replace(elsewhere=elsewhere)]
+    report(credentials, answers, error_for(response))
 
 
 def error_for(

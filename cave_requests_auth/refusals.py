@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from urllib.parse import urljoin
 
 from .text import quote, redact
@@ -30,7 +30,7 @@ from .urls import new_token_url, parse_origin
 from .wire import Attachment, error_object
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from .core import Credentials
 
@@ -64,6 +64,16 @@ class Answer(NamedTuple):
     """Whether ``bearer`` is known (a urllib3 response does not show what its request carried)."""
     replaced: tuple[str, ...] = ()
     """Tokens the request carried before a retry replaced them: masked too."""
+
+    @classmethod
+    def of(
+        cls, method: str, url: str, status: int, headers: Mapping[str, str], body: bytes = b"",
+        **known: Any,
+    ) -> Answer:  # fmt: skip
+        """An answer from any library's ``headers``; ``known``: the fields after ``body``."""
+        content_type, realm = headers.get("Content-Type", ""), headers.get("WWW-Authenticate", "")
+        location = headers.get("Location") if 300 <= status < 400 else None
+        return cls(method, url, status, content_type, realm, location, body, **known)
 
 
 class Refusal(NamedTuple):

@@ -227,6 +227,17 @@ class TokenPlaces(NamedTuple):
         """The secrets folder, read from the environment now."""
         return secrets_folder(self.secrets_dir)
 
+    def __str__(self) -> str:
+        """Where the files are, as keyword arguments (for a ``repr``)."""
+        if self.token_file is not None:
+            return f"token_file={self.token_file!r}, token_key={self.token_key!r}"
+        where = f"secrets_dir={self.folder!r}"
+        if self.token_key != DEFAULT_TOKEN_KEY:
+            where += f", token_key={self.token_key!r}"
+        if self.server_address is not None:
+            where += f", server_address={self.server_address!r}"
+        return where
+
     def search_paths(self, origin: Origin | None) -> list[str]:
         """Steps 4 to 7 of the lookup: the files, in order, without repeats."""
         netlocs = [] if origin is None else [origin.file_netloc, origin.name]

@@ -50,7 +50,7 @@ import aiohttp
 
 from .. import errors
 from ..core import Credentials
-from ..exchange import answer, error_for
+from ..exchange import error_for
 from ..refusals import Answer, report
 from ..urls import origin_key, same_origin
 from ..wire import MAX_ERROR_BODY, Attachment, Chain, bearer_of
@@ -208,7 +208,7 @@ class CAVEAuthMiddleware(Credentials):
             status = response.status
         chain = exchange.chain
         exchange.answers.append(
-            answer(
+            Answer.of(
                 request.method,
                 url,
                 status,

@@ -1,20 +1,16 @@
 """requests: ``CAVETokenAuth`` (``auth=``, ``session.auth``) and ``CAVEAuthAdapter`` (a prefix).
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s.
-
-- **An auth object** is applied once, when a request is prepared, before
-  requests merges the ``proxies=`` of the call and the session: it sees the
-  environment's proxies (as requests applies them) and nothing else. Redirect
-  hops are made by requests itself, which strips ``Authorization`` on a change
-  of host and swaps in ``~/.netrc`` credentials.
-- **An adapter** sees each request as it is sent (hops included, after any
-  ``~/.netrc`` swap), with the proxies the session really uses. requests makes
-  each hop with ``PreparedRequest.copy()`` of the one before, and the copies
-  share their ``hooks``: the adapter keeps the chain there, in a response hook
-  that sees every hop's answer, whichever adapter sent it. A plainly mounted
-  adapter cannot see a chain that began under another adapter;
-  :meth:`CAVEAuthAdapter.mount` also puts a watcher in ``session.hooks`` that
-  opens a chain for every request the session prepares.
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. An **auth
+object** is applied once, as a request is prepared, before the ``proxies=`` of the
+call and the session are merged: it sees the environment's proxies only. requests
+makes the redirect hops itself (stripping ``Authorization`` on a change of host,
+putting in ``~/.netrc`` credentials). An **adapter** sees each request as it is
+sent, hops included, with the session's proxies. Hops are ``PreparedRequest.copy()``
+of the one before, sharing its ``hooks``: the adapter keeps the chain there, in a
+response hook that sees every hop's answer, whichever adapter sent it.
+:meth:`CAVEAuthAdapter.mount` also puts a watcher in ``session.hooks``, which opens
+a chain for every request the session prepares (a chain that began under another
+adapter is otherwise not known as one).
 """
 
 from __future__ import annotations
@@ -27,16 +23,7 @@ from requests.exceptions import InvalidSchema
 from requests.utils import select_proxy
 
 from ..core import Credentials
-from ..exchange import (
-    SENT_ATTRIBUTE,
-    add_cookie,
-    answers_of,
-    attach,
-    body_of,
-    error_for,
-    rewindable,
-)
-from ..refusals import report
+from ..exchange import SENT_ATTRIBUTE, add_cookie, attach, body_of, report_response, rewindable
 from ..urls import origin_key, same_origin
 from ..wire import COOKIE_NAME, Chain, bearer_of, environment_proxy
 
@@ -55,16 +42,9 @@ _RETRIED_ATTRIBUTE = "_cave_retried"
 
 def _newer(auth: Credentials, response: Response, sent: Attachment, from_hop: bool) -> Any:
     """The token to send a ``401`` request with once more (:meth:`.core.Credentials.retry_with`)."""
-    request = response.request
-    return auth.retry_with(
-        str(request.url),
-        sent,
-        response.status_code,
-        response.headers.get("Content-Type", ""),
-        body_of(response),
-        from_hop=from_hop,
-        rewindable=rewindable(request),
-    )
+    request, kind = response.request, response.headers.get("Content-Type", "")
+    return auth.retry_with(str(request.url), sent, response.status_code, kind, body_of(response),
+                           from_hop=from_hop, rewindable=rewindable(request))  # fmt: skip
 
 
 def _again(refused: Response, sent: Attachment, send: Callable[[], Response]) -> Response:
@@ -99,9 +79,8 @@ class CAVETokenAuth(Credentials, AuthBase):
         allow_insecure_http: allow plain ``http://`` to hosts that are not loopback
             (and to loopback through a proxy).
         required: where no token is found, raise :class:`TokenNotFoundError`
-            before sending (default), or send the request without one, marked
-            ``X-Requested-With: XMLHttpRequest`` so that a CAVE service answers
-            ``401 no_token`` rather than redirect to its login page.
+            before sending (default), or send without one, marked ``X-Requested-With:
+            XMLHttpRequest`` (a CAVE service then answers 401, not a login redirect).
         raise_on_auth_error: raise :class:`AuthResponseError` from the request
             call when the service refuses the token (otherwise a warning is
             logged once per origin and kind of failure, and the response returned).
@@ -157,13 +136,10 @@ class CAVETokenAuth(Credentials, AuthBase):
                 connection = response.connection
                 response = _again(response, sent, lambda: connection.send(request, **kwargs))
                 response.request = request
-        answers = answers_of(response, self)
-        if sent is None:  # the hook runs on each hop requests made, without its history
-            # requests strips Authorization on a hop to another origin (its
-            # should_strip_auth), and keeps it, or swaps in .netrc's, on the same one.
-            elsewhere = "Authorization" not in request.headers
-            answers = [answers[-1]._replace(elsewhere=elsewhere)]
-        report(self, answers, error_for(response))
+        # On a hop requests made (no note of ours), the hook sees no history; requests
+        # strips Authorization on a hop to another origin (should_strip_auth) only.
+        elsewhere = None if sent is not None else "Authorization" not in request.headers
+        report_response(self, response, elsewhere)
         return response
 
 
@@ -301,11 +277,8 @@ class CAVEAuthAdapter(HTTPAdapter):
                 response, attachment, lambda: self._carrying(request, newer, *args, **kwargs)
             )
         if response.status_code >= 300:  # a refusal, maybe
-            answers = answers_of(response, self.auth)
-            if not first:
-                elsewhere = not same_origin(origin_key(url), chain.key)
-                answers = [answers[-1]._replace(elsewhere=elsewhere)]
-            report(self.auth, answers, error_for(response))
+            elsewhere = None if first else not same_origin(origin_key(url), chain.key)
+            report_response(self.auth, response, elsewhere)
         return response
 
     def _carrying(
