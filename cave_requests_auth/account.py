@@ -13,6 +13,7 @@ The routes of middle_auth (``neuroglancer_auth/server.py``; all under
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -34,7 +35,7 @@ from .tokens import TokenSource
 from .urls import normalize_server_address, parse_origin, user_cache_url
 
 __all__ = ["NamedSource", "check_token_with", "describe_user", "revoke", "token_ttl"]
-__all__ += ["user_lines", "user_of", "whoami"]
+__all__ += ["lasts", "user_lines", "user_of", "whoami"]
 
 
 class NamedSource(TokenSource):
@@ -213,3 +214,13 @@ def revoke(source: TokenSource, issuer: AuthServer) -> str:
         if isinstance(error, AuthResponseError):
             raise
         raise unreachable(error, "revoke the token") from None
+
+
+def lasts(seconds: int) -> str:
+    """``in 6 days (2026-12-10 09:00 UTC)``: when a token with ``seconds`` left expires."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"in {count} {unit}{'s' if count > 1 else ''} ({when})"
+    return f"in under a minute ({when})"

@@ -52,18 +52,9 @@ from .tokens import (
 )
 from .urls import Origin, new_token_url, parse_origin
 
-__all__ = [
-    "TokenPlaces",
-    "find_token",
-    "load_token",
-    "lookup",
-    "netloc_file",
-    "origin_of",
-    "read_value",
-    "secrets_folder",
-    "stored_value",
-    "token_file_paths",
-]
+__all__ = ["TokenPlaces", "checked", "environment", "environment_file", "find_token"]
+__all__ += ["load_token", "lookup", "netloc_file", "origin_of", "read_value", "secrets_folder"]
+__all__ += ["stored_value", "token_file_paths"]
 
 COLAB_PLACE = f"the Colab secret {COLAB_SECRET}"
 """Step 8 as ``TokenNotFoundError.searched`` lists it."""
@@ -108,7 +99,7 @@ def read_value(path: str, key: str, *, check_mode: bool = True) -> str | None:
     return None if data is None else stored_value(data, path, key)
 
 
-def _checked(
+def checked(
     value: str | None, kind: str, path: str | None = None, key: str | None = None
 ) -> TokenSource | None:
     """``value`` as a token from the source ``kind``, or ``None`` for no value."""
@@ -159,13 +150,14 @@ def _ask_colab() -> str | None:
 # -- the steps: each gives a token, or None and notes what it searched -----------
 
 
-def _environment(searched: list[str]) -> TokenSource | None:
+def environment(searched: list[str] | None = None) -> TokenSource | None:
     """Step 2: ``CAVE_TOKEN`` (blank counts as unset: CI sets it empty for a missing secret)."""
-    searched.append(f"${CAVE_TOKEN_ENV}")
-    return _checked(variable(CAVE_TOKEN_ENV), "environment")
+    if searched is not None:
+        searched.append(f"${CAVE_TOKEN_ENV}")
+    return checked(variable(CAVE_TOKEN_ENV), "environment")
 
 
-def _environment_file() -> TokenSource | None:
+def environment_file() -> TokenSource | None:
     """Step 2b: the bare token in the file ``$CAVE_TOKEN_FILE`` names."""
     path = named_token_file()
     if path is None:
@@ -181,7 +173,7 @@ def _environment_file() -> TokenSource | None:
             "file that holds the token, or unset it.",
             path,
         )
-    return _checked(value, "file", path)
+    return checked(value, "file", path)
 
 
 def _files(places: TokenPlaces, origin: Origin | None, searched: list[str]) -> TokenSource | None:
@@ -189,7 +181,7 @@ def _files(places: TokenPlaces, origin: Origin | None, searched: list[str]) -> T
     key, named = places.token_key, places.token_file
     for path in [named] if named is not None else places.search_paths(origin):
         searched.append(path)
-        found = _checked(read_value(path, key), "file", path, key)
+        found = checked(read_value(path, key), "file", path, key)
         if found is not None:
             if named is None and os.path.basename(path) == DEPRECATED_FILE_NAME:
                 _warn_deprecated(path)
@@ -214,7 +206,7 @@ def _colab(searched: list[str]) -> TokenSource | None:
         if "value" not in _colab_answer:
             _colab_answer["value"] = _ask_colab()
         value = _colab_answer["value"]
-    return _checked(value, "colab")
+    return checked(value, "colab")
 
 
 def lookup(origin: Origin | None, places: TokenPlaces, token: object = None) -> TokenSource:
@@ -228,8 +220,8 @@ def lookup(origin: Origin | None, places: TokenPlaces, token: object = None) -> 
         return TokenSource(check_token(token, "the token= argument"), "explicit")
     searched: list[str] = []
     found = (
-        _environment(searched)
-        or _environment_file()
+        environment(searched)
+        or environment_file()
         or _files(places, origin, searched)
         or _colab(searched)
     )

@@ -9,6 +9,7 @@ own routes of a token's life (``helpers.add_token_life_routes``): ``user/token``
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 from pathlib import Path
@@ -265,3 +266,78 @@ class TestLoginInPython:
         with pytest.raises(TokenFileError, match="not writable"):
             cave_requests_auth.login(secrets_dir=folder)
         assert notebook == []  # never asked for a token it could not save
+
+
+class TestTheFileVariableInTheCommand:
+    """``$CAVE_TOKEN_FILE`` (a Kubernetes or Docker secret mounted as a file), as
+    ``status``, ``token``, ``whoami``, ``save``, ``login`` and ``logout`` show it."""
+
+    @pytest.fixture
+    def mounted(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        secret = tmp_path / "run" / "secrets" / "cave-token"
+        secret.parent.mkdir(parents=True)
+        secret.write_text(OTHER_TOKEN + "\n")
+        secret.chmod(0o600)
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(secret))
+        return secret
+
+    def test_status_names_it_and_marks_it_in_use(
+        self, capsys: pytest.CaptureFixture[str], mounted: Path, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, out, _ = run_cli(capsys, "status")
+        assert code == 0
+        named = f"{mounted} (named by $CAVE_TOKEN_FILE)"
+        assert f"use the token {OTHER_MASKED} from {named}." in out
+        assert f"$CAVE_TOKEN_FILE ({mounted})   (in use)" in out
+        assert not leaked(out)
+
+    def test_token_and_whoami_name_it(
+        self, capsys: pytest.CaptureFixture[str], mounted: Path, service: Service
+    ) -> None:
+        code, out, _ = run_cli(capsys, "token", service.url("/"))
+        assert (code, out) == (0, OTHER_TOKEN + "\n")
+        code, out, _ = run_cli(capsys, "whoami", "--server", service.url(""))
+        assert code == 0
+        assert f"(the token {OTHER_MASKED} from {mounted} (named by $CAVE_TOKEN_FILE)" in out
+
+    @pytest.mark.parametrize("command", ["save", "login"])
+    def test_save_and_login_write_the_secrets_folder_and_say_it_wins(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        mounted: Path,
+        secrets: Path,
+        service: Service,
+        command: str,
+    ) -> None:
+        before = fingerprint(mounted)
+        argv = ["save", "-"] if command == "save" else ["login", "--server", service.url("")]
+        code, _, err = run_cli(capsys, *argv, stdin=VALID_TOKEN + "\n")
+        assert code == 0, err
+        assert fingerprint(mounted) == before  # never written
+        assert json.loads((secrets / "cave-secret.json").read_text()) == {"token": VALID_TOKEN}
+        assert "cave-auth: warning: CAVE_TOKEN_FILE is set, so requests use it" in err
+        assert "unset CAVE_TOKEN_FILE" in err
+
+    def test_a_missing_file_is_one_sentence_naming_the_variable_and_path(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        missing = tmp_path / "nowhere" / "token"
+        monkeypatch.setenv("CAVE_TOKEN_FILE", str(missing))
+        code, out, err = run_cli(capsys, "token")
+        assert code == 1
+        assert out == ""
+        assert err == (
+            f"cave-auth: error: $CAVE_TOKEN_FILE names {missing}, which does not exist; "
+            "point it to the file that holds the token, or unset it.\n"
+        )
+
+    def test_logout_says_the_variable_still_gives_a_token(
+        self, capsys: pytest.CaptureFixture[str], mounted: Path, secrets: Path
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        code, _, err = run_cli(capsys, "logout")
+        assert code == 0
+        assert "still get a token, from" in err
+        assert "unset CAVE_TOKEN_FILE to stop that." in err
+        assert mounted.read_text() == OTHER_TOKEN + "\n"

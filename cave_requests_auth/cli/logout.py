@@ -13,7 +13,7 @@ from ..errors import CAVEAuthError
 from ..files import read_secret_file
 from ..lookup import origin_of
 from ..store import remove_token, saved_token_files
-from ..tokens import CAVE_TOKEN_ENV
+from ..tokens import CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV
 from ._common import PROG, CommandError, attachment_for, auth_of, places_of, server_of
 
 if TYPE_CHECKING:
@@ -103,7 +103,9 @@ def run(io: Output, args: argparse.Namespace) -> int:
         attachment = None
     source = None if attachment is None else attachment.source
     if source is not None:
-        fix = f"unset {CAVE_TOKEN_ENV}" if source.kind == "environment" else f"see `{PROG} status`"
+        name = CAVE_TOKEN_ENV if source.kind == "environment" else CAVE_TOKEN_FILE_ENV
+        named = source.kind == "environment" or (source.kind == "file" and source.key is None)
+        fix = f"unset {name}" if named else f"see `{PROG} status`"
         io.warn(f"requests to {server} still get a token, from {source}; {fix} to stop that.")
     if not args.all and places.token_file is None:
         others = _holding(saved_token_files(places.folder), places.token_key)

@@ -1,11 +1,9 @@
 """``cave-auth status``: which token a request would use, and every token on this machine.
 
-Like ``gh auth status``: one block per token (``CAVE_TOKEN``, each server file,
-the default file, the deprecated one), masked, with what it is used for; where
-files hold different tokens, it says so (CAVEclient's ``save_token(overwrite=True)``
-replaces the token in one file only, so CAVEclient and CloudVolume may then send
-different tokens). ``--check`` asks the auth server that issued each token
-whose it is and, where the server says so, when it expires.
+Like ``gh auth status``: one block per token (each variable, server file, the default
+file, the deprecated one), masked, with what it is for; where files hold different
+tokens, it says so (CAVEclient's ``save_token(overwrite=True)`` replaces one file only).
+``--check`` asks each token's auth server whose it is, and when it expires.
 """
 
 from __future__ import annotations
@@ -13,34 +11,28 @@ from __future__ import annotations
 import os
 import shlex
 import stat
-import time
 import warnings
-from typing import TYPE_CHECKING, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union
 
 import requests
 
-from ..account import check_token_with, token_ttl, user_lines
-from ..errors import (
-    CAVEAuthError,
-    InvalidTokenError,
-    TokenFileError,
-    TokenFileModeWarning,
-    TokenNotFoundError,
-)
-from ..files import read_secret_file
-from ..lookup import origin_of, stored_value
+from ..account import check_token_with, lasts, token_ttl, user_lines
+from ..errors import CAVEAuthError, TokenFileModeWarning, TokenNotFoundError
+from ..lookup import checked, environment, environment_file, origin_of, read_value
 from ..store import saved_token_files, target_paths
 from ..tokens import (
     CAVE_TOKEN_ENV,
+    CAVE_TOKEN_FILE_ENV,
     DEFAULT_FILE_NAME,
     DEFAULT_TOKEN_KEY,
     DEPRECATED_FILE_NAME,
     SERVER_FILE_SUFFIX,
     TokenSource,
-    check_token,
+    named_token_file,
+    variable,
 )
 from ..urls import new_token_url, parse_origin
-from ._common import PROG, CommandError, attachment_for, auth_of, places_of, same_options, server_of
+from ._common import PROG, attachment_for, auth_of, places_of, same_options, server_of
 
 if TYPE_CHECKING:
     import argparse
@@ -86,20 +78,16 @@ class Block(NamedTuple):
     """Whose auth server to ask, for ``--check``."""
 
 
-def _read(path: str, key: str) -> tuple[TokenSource | None, str | None]:
-    """The token in ``path`` under ``key`` (or none), or the problem reading it."""
+def _found(step: Callable[..., TokenSource | None], *args: str) -> tuple[Any, str | None]:
+    """What a step of the lookup finds: a token (or none), or the problem it meets."""
     try:
-        data = read_secret_file(path, check_mode=False)
-        value = None if data is None else stored_value(data, path, key)
-        if value is None:
-            return None, None
-        source = TokenSource(value, "file", path, key)
-        source.token = check_token(value, source)
-        return source, None
+        return step(*args), None
     except CAVEAuthError as error:
         return None, str(error)
-    except RecursionError:
-        return None, f"{path} is nested too deeply to be a token file; delete it or fix it."
+
+
+def _in_file(path: str, key: str) -> TokenSource | None:
+    return checked(read_value(path, key, check_mode=False), "file", path, key)
 
 
 def _issuer_url(netloc: str, target: str, server: str) -> str:
@@ -131,23 +119,22 @@ def _used_for(path: str, places: TokenPlaces, target: str, server: str) -> tuple
 
 def _blocks(places: TokenPlaces, target: str, server: str) -> list[Block]:
     blocks = []
-    value = os.environ.get(CAVE_TOKEN_ENV, "")
-    if value.strip():
-        source, problem = TokenSource(value, "environment"), None
-        try:
-            source.token = check_token(value, source)
-        except InvalidTokenError as error:
-            problem = str(error)
-        used_for = "every request: it wins over every file"
-        found = None if problem else source
-        blocks.append(Block(f"${CAVE_TOKEN_ENV}", used_for, found, problem, None, target))
+    named = named_token_file()
+    wins = "every request: it wins over every file"
+    for title, step in [
+        (f"${CAVE_TOKEN_ENV}", environment if variable(CAVE_TOKEN_ENV) else None),
+        (f"${CAVE_TOKEN_FILE_ENV} ({named})", environment_file if named else None),
+    ]:
+        if step is not None:
+            blocks.append(Block(title, wins, *_found(step), None, target))
+            wins = f"every request without ${CAVE_TOKEN_ENV}: it wins over every file"
     if places.token_file is not None:
         paths = [places.token_file]
     else:
         searched = places.search_paths(parse_origin(target))
         paths = list(dict.fromkeys([*searched, *saved_token_files(places.folder)]))
     for path in filter(os.path.lexists, paths):
-        found, problem = _read(path, places.token_key)
+        found, problem = _found(_in_file, path, places.token_key)
         if found is not None or problem is not None:  # else: no token under that key
             used_for, issuer = _used_for(path, places, target, server)
             blocks.append(Block(path, used_for, found, problem, path, issuer))
@@ -159,21 +146,7 @@ def _line(io: Output, label: str, text: str, bad: bool = False) -> None:
 
 
 def _is_active(block: Block, active: TokenSource | None) -> bool:
-    if active is None or block.source is None:
-        return False
-    if active.kind == "environment":
-        return block.source.kind == "environment"
-    return active.kind == "file" and block.path == active.path
-
-
-def _lasts(seconds: int) -> str:
-    """``in 6 days (2026-12-10 09:00 UTC)``: when a token with ``seconds`` left expires."""
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + seconds))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"in {count} {unit}{'s' if count > 1 else ''} ({when})"
-    return f"in under a minute ({when})"
+    return active is not None and block.source == active
 
 
 def _check(
@@ -202,10 +175,10 @@ def _check(
     for label, text in lines:
         _line(io, label, text)
     if ttl is not None:
-        _line(io, "expires", "never (an API key)" if ttl < 0 else _lasts(ttl))
+        _line(io, "expires", "never (an API key)" if ttl < 0 else lasts(ttl))
     if ttl is not None and 0 <= ttl < _SOON:
         io.warn(
-            f"the token {block.source.masked} from {block.source} expires {_lasts(ttl)}; "
+            f"the token {block.source.masked} from {block.source} expires {lasts(ttl)}; "
             f"get a new one with `{PROG} login{again}`."
         )
     return True
@@ -240,7 +213,10 @@ def _disagreement(
     io.say(f"  {reference.masked}  {reference.path}   (what requests to {server} use)")
     for block in differing:
         io.say(f"  {block.source.masked}  {block.path}")  # type: ignore[union-attr]
-    unset = f"env -u {CAVE_TOKEN_ENV} " if os.environ.get(CAVE_TOKEN_ENV, "").strip() else ""
+    unset = "".join(
+        f"-u {name} " for name in (CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV) if variable(name)
+    )
+    unset = f"env {unset}" if unset else ""
     options = same_options(args)
     source = f"{unset}{PROG} token{options}"
     key = "" if places.token_key == DEFAULT_TOKEN_KEY else f" --token-key {places.token_key}"
@@ -293,8 +269,6 @@ def run(io: Output, args: argparse.Namespace) -> int:
             for place in error.searched:
                 io.say(f"    {place}")
             io.say(f"  Create a token at {new_token_url(server)}, then run `{PROG} login`.")
-        except (TokenFileError, InvalidTokenError) as error:
-            raise CommandError(str(error)) from None
         if active is not None:
             io.good(f"Requests to {target} use the token {active.masked} from {active}.")
         blocks = _blocks(places, target, server)
