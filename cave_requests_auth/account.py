@@ -14,7 +14,8 @@ The routes of middle_auth (``neuroglancer_auth/server.py``; all under
 from __future__ import annotations
 
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -34,8 +35,13 @@ from .text import printable
 from .tokens import TokenSource
 from .urls import normalize_server_address, parse_origin, user_cache_url
 
-__all__ = ["NamedSource", "check_token_with", "describe_user", "revoke", "token_ttl"]
-__all__ += ["lasts", "user_lines", "user_of", "whoami"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "NamedSource", "check_token_with", "describe_user", "lasts", "revoke", "token_ttl",
+    "user_lines", "user_of", "whoami",
+]  # fmt: skip
 
 
 class NamedSource(TokenSource):
@@ -152,6 +158,20 @@ def user_lines(user: dict[str, Any], issuer: AuthServer) -> list[tuple[str, str]
     return lines
 
 
+@contextmanager
+def _asking(issuer: AuthServer, doing: str) -> Iterator[None]:
+    """The errors of asking ``issuer`` to do something, each in one sentence; a refusal
+    (an :class:`AuthResponseError`) stays as it is."""
+    try:
+        yield
+    except InsecureTransportError:
+        raise refused_over_http(issuer) from None
+    except requests.RequestException as error:
+        if isinstance(error, AuthResponseError):
+            raise
+        raise unreachable(error, doing) from None
+
+
 def check_token_with(
     source: TokenSource, target: str, issuers: dict[str, AuthServer] | None = None
 ) -> tuple[dict[str, Any], AuthServer]:
@@ -169,14 +189,8 @@ def check_token_with(
         issuer = issuers.get(key) or issuers.setdefault(key, find_auth_server(target))
     except requests.RequestException as error:
         raise unreachable(error, "find its auth server") from None
-    try:
+    with _asking(issuer, "check the token"):
         return user_of(source, issuer), issuer
-    except InsecureTransportError:
-        raise refused_over_http(issuer) from None
-    except requests.RequestException as error:
-        if isinstance(error, AuthResponseError):
-            raise
-        raise unreachable(error, "check the token") from None
 
 
 def token_ttl(source: TokenSource, issuer: AuthServer) -> int | None:
@@ -200,7 +214,7 @@ def revoke(source: TokenSource, issuer: AuthServer) -> str:
             :func:`check_token_with`; the token is then still valid.
     """
     token = source.token
-    try:
+    with _asking(issuer, "revoke the token"):
         keys = ask(source, issuer, "user/token")
         ids = [k.get("id") for k in keys or () if isinstance(k, dict) and k.get("token") == token]
         if ids:
@@ -208,12 +222,6 @@ def revoke(source: TokenSource, issuer: AuthServer) -> str:
             return f"deleted the API key on {issuer}"
         ask(source, issuer, "logout")
         return f"logged the token out of {issuer}"
-    except InsecureTransportError:
-        raise refused_over_http(issuer) from None
-    except requests.RequestException as error:
-        if isinstance(error, AuthResponseError):
-            raise
-        raise unreachable(error, "revoke the token") from None
 
 
 def lasts(seconds: int) -> str:

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from .tokens import TokenSource
     from .wire import Attachment
 
-__all__ = ["AuthServer", "answer_of", "ask", "carrying", "find_auth_server"]
-__all__ += ["refused_over_http", "unreachable"]
+__all__ = [
+    "AuthServer", "answer_of", "ask", "carrying", "find_auth_server",
+    "refused_over_http", "unreachable",
+]  # fmt: skip
 
 TIMEOUT = 30.0
 DISCOVERY_TIMEOUT = 10.0

@@ -29,16 +29,10 @@ from typing import Any
 from requests.exceptions import HTTPError
 
 __all__ = [
-    "AuthResponseError",
-    "CAVEAuthError",
-    "CAVEAuthWarning",
-    "DeprecatedTokenFileWarning",
-    "InsecureTransportError",
-    "InvalidTokenError",
-    "TokenFileError",
-    "TokenFileModeWarning",
+    "AuthResponseError", "CAVEAuthError", "CAVEAuthWarning", "DeprecatedTokenFileWarning",
+    "InsecureTransportError", "InvalidTokenError", "TokenFileError", "TokenFileModeWarning",
     "TokenNotFoundError",
-]
+]  # fmt: skip
 
 
 class CAVEAuthError(Exception):

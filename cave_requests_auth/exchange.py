@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     from .core import Credentials
     from .wire import Chain
 
-__all__ = ["EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie"]
-__all__ += ["answers_of", "attach", "error_for", "hops_answers", "raise_for_auth"]
-__all__ += ["report_response", "rewindable"]
+__all__ = [
+    "EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie",
+    "answers_of", "attach", "error_for", "hops_answers", "raise_for_auth",
+    "report_response", "rewindable",
+]  # fmt: skip
 
 SENT_ATTRIBUTE = "_cave_sent"
 """The :class:`.wire.Attachment` on a requests ``PreparedRequest`` it was attached to.

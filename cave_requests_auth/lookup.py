@@ -52,9 +52,11 @@ from .tokens import (
 )
 from .urls import Origin, new_token_url, parse_origin
 
-__all__ = ["TokenPlaces", "checked", "environment", "environment_file", "find_token"]
-__all__ += ["load_token", "lookup", "netloc_file", "origin_of", "read_value", "secrets_folder"]
-__all__ += ["stored_value", "token_file_paths"]
+__all__ = [
+    "TokenPlaces", "checked", "environment", "environment_file", "find_token",
+    "load_token", "lookup", "netloc_file", "origin_of", "read_value", "secrets_folder",
+    "stored_value", "token_file_paths",
+]  # fmt: skip
 
 COLAB_PLACE = f"the Colab secret {COLAB_SECRET}"
 """Step 8 as ``TokenNotFoundError.searched`` lists it."""

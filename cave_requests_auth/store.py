@@ -39,16 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
-    "PLACEHOLDER",
-    "check_can_save",
-    "check_pasted",
-    "delete_token",
-    "remove_token",
-    "save_token",
-    "saved_token_files",
-    "target_paths",
-    "warn_if_environment_wins",
-]
+    "PLACEHOLDER", "check_can_save", "check_pasted", "delete_token", "remove_token",
+    "save_token", "saved_token_files", "target_paths", "warn_if_environment_wins",
+]  # fmt: skip
 
 PLACEHOLDER = "PASTE_YOUR_TOKEN_HERE"
 """The stand-in for a token in the examples (CAVEclient's and ours)."""

@@ -14,20 +14,10 @@ from .errors import InvalidTokenError
 from .urls import Origin, normalize_server_address, server_netloc
 
 __all__ = [
-    "CAVE_TOKEN_ENV",
-    "CAVE_TOKEN_FILE_ENV",
-    "CLOUD_VOLUME_DIR_ENV",
-    "COLAB_SECRET",
-    "DEFAULT_TOKEN_KEY",
-    "TokenPlaces",
-    "TokenSource",
-    "check_token",
-    "mask_token",
-    "named_token_file",
-    "netloc_file",
-    "secrets_folder",
-    "variable",
-]
+    "CAVE_TOKEN_ENV", "CAVE_TOKEN_FILE_ENV", "CLOUD_VOLUME_DIR_ENV", "COLAB_SECRET",
+    "DEFAULT_TOKEN_KEY", "TokenPlaces", "TokenSource", "check_token", "mask_token",
+    "named_token_file", "netloc_file", "secrets_folder", "variable",
+]  # fmt: skip
 
 CAVE_TOKEN_ENV = "CAVE_TOKEN"
 """Environment variable holding a token; it wins over every file."""

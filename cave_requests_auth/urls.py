@@ -16,18 +16,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
-    "DEFAULT_SERVER_ADDRESS",
-    "HostPatterns",
-    "Origin",
-    "new_token_url",
-    "normalize_server_address",
-    "origin_key",
-    "parse_origin",
-    "same_origin",
-    "server_netloc",
-    "token_page_url",
-    "user_cache_url",
-]
+    "DEFAULT_SERVER_ADDRESS", "HostPatterns", "Origin", "new_token_url",
+    "normalize_server_address", "origin_key", "parse_origin", "same_origin",
+    "server_netloc", "token_page_url", "user_cache_url",
+]  # fmt: skip
 
 DEFAULT_SERVER_ADDRESS = "https://global.daf-apis.com"
 """The global CAVE auth server, CAVEclient's default."""

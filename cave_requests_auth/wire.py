@@ -18,19 +18,10 @@ if TYPE_CHECKING:
     from .tokens import TokenSource
 
 __all__ = [
-    "COOKIE_NAME",
-    "MAX_ERROR_BODY",
-    "PROGRAMMATIC",
-    "Attachment",
-    "Chain",
-    "ProxyOf",
-    "bearer_of",
-    "drop_cookie",
-    "environment_proxy",
-    "error_object",
-    "merge_cookie",
+    "COOKIE_NAME", "MAX_ERROR_BODY", "PROGRAMMATIC", "Attachment", "Chain", "ProxyOf",
+    "bearer_of", "drop_cookie", "environment_proxy", "error_object", "merge_cookie",
     "no_proxy",
-]
+]  # fmt: skip
 
 COOKIE_NAME = "middle_auth_token"
 PROGRAMMATIC = ("X-Requested-With", "XMLHttpRequest")

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
     from ..wire import Attachment
 
-__all__ = ["PROG", "CommandError", "Output", "add_common", "attachment_for", "auth_of"]
-__all__ += ["places_of", "same_options", "server_of"]
+__all__ = [
+    "PROG", "CommandError", "Output", "add_common", "attachment_for", "auth_of",
+    "places_of", "same_options", "server_of",
+]  # fmt: skip
 
 COMMON_OPTIONS = ("server", "secrets_dir", "token_file", "token_key")
 

@@ -18,13 +18,13 @@ import requests
 
 from ..account import check_token_with, lasts, token_ttl, user_lines
 from ..errors import CAVEAuthError, TokenFileModeWarning, TokenNotFoundError
+from ..login import options
 from ..lookup import checked, environment, environment_file, origin_of, read_value
 from ..store import saved_token_files, target_paths
 from ..tokens import (
     CAVE_TOKEN_ENV,
     CAVE_TOKEN_FILE_ENV,
     DEFAULT_FILE_NAME,
-    DEFAULT_TOKEN_KEY,
     DEPRECATED_FILE_NAME,
     SERVER_FILE_SUFFIX,
     TokenSource,
@@ -217,12 +217,12 @@ def _disagreement(
         f"-u {name} " for name in (CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV) if variable(name)
     )
     unset = f"env {unset}" if unset else ""
-    options = same_options(args)
-    source = f"{unset}{PROG} token{options}"
-    key = "" if places.token_key == DEFAULT_TOKEN_KEY else f" --token-key {places.token_key}"
+    given = same_options(args)
+    source = f"{unset}{PROG} token{given}"
+    key = options({"token_key": places.token_key})  # nothing for the default key
     own_files = set(target_paths(places, True))
     commands = (
-        [f"{source} | {PROG} save -{options}"] if own_files & {b.path for b in differing} else []
+        [f"{source} | {PROG} save -{given}"] if own_files & {b.path for b in differing} else []
     )
     for block in differing:
         if block.path not in own_files:
