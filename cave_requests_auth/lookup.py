@@ -5,10 +5,13 @@ gives a token wins (this list is the order; :func:`lookup` is it in code):
 
 1. ``token=`` given;
 2. the environment variable ``CAVE_TOKEN`` (blank counts as unset);
-2b. the file ``$CAVE_TOKEN_FILE`` names (blank counts as unset): the bare token on
-   one line, as Docker and Kubernetes mount secrets (``~`` expanded, relative to
-   the working folder, a link followed); missing, empty, of several lines or
-   unreadable is an error naming the variable and the path, not a fall-through;
+
+   2b. the file ``$CAVE_TOKEN_FILE`` names (blank counts as unset): the bare
+   token on one line, as Docker and Kubernetes mount secrets (``~`` expanded,
+   relative to the working folder, a link followed); missing, empty, of several
+   lines or unreadable is an error naming the variable and the path, not a
+   fall-through;
+
 3. ``token_file=`` given (that file only: missing or keyless is an error);
 4. ``<secrets>/<n>-cave-secret.json``, then ``<secrets>/<h>-cave-secret.json``;
 5. ``<secrets>/<server netloc>-cave-secret.json`` of ``server_address``, by default
