@@ -78,9 +78,9 @@ def attach(request: PreparedRequest, attachment: Attachment) -> None:
 
 
 def add_cookie(headers: MutableMapping[str, str], cookie: str) -> None:
-    """Merge ``cookie`` into the ``Cookie`` header. A missing header costs a ``KeyError``:
-    requests' ``CaseInsensitiveDict`` has no cheaper public test (a loop over the
-    names costs twice as much, with a session's four)."""
+    """Merge ``cookie`` into the ``Cookie`` header. requests' ``CaseInsensitiveDict`` has
+    no cheaper public test of a name than the ``KeyError`` of a miss (a scan of a
+    session's names costs more)."""
     try:
         headers["Cookie"] = merge_cookie(headers["Cookie"], cookie)
     except KeyError:

@@ -154,10 +154,12 @@ class _CAVEManager:
 
     @staticmethod
     def _noted(response: BaseHTTPResponse, method: str, url: str, chain: Chain) -> BaseHTTPResponse:
-        """``response``, noting what ``raise_for_auth`` needs (the last hop's token)."""
-        sent = None if chain.left else chain.attachment
-        exchange = Exchange(method, url, chain.last or url, sent, chain.replaced)
-        setattr(response, EXCHANGE_ATTRIBUTE, exchange)
+        """``response``, noting what ``raise_for_auth`` needs (the last hop's token) where
+        it may be a refusal: a 2xx answer to a request that was not redirected is none."""
+        if response.status >= 300 or chain.hops:
+            sent = None if chain.left else chain.attachment
+            exchange = Exchange(method, url, chain.last or url, sent, chain.replaced)
+            setattr(response, EXCHANGE_ATTRIBUTE, exchange)
         return response
 
     def _send(
