@@ -29,7 +29,7 @@ from middle_auth_client import decorators as mac
 from werkzeug.serving import make_server
 
 from cave_requests_auth import save_token
-from helpers import OTHER_TOKEN, VALID_TOKEN, Service
+from helpers import OTHER_TOKEN, TTLS, VALID_TOKEN, Service
 
 RECIPES = Path(__file__).resolve().parent.parent / "docs" / "recipes"
 TIMEOUT = 120  # seconds for one recipe; each takes one to three
@@ -73,12 +73,17 @@ def masked(text: str) -> str:
 
 
 def run_python(
-    argv: list[str], home: Path, env: dict[str, str], cave_token: str | None = None
+    argv: list[str],
+    home: Path,
+    env: dict[str, str],
+    cave_token: str | None = None,
+    typed: str | None = None,
 ) -> tuple[bool, str, str]:
     """Run ``python *argv`` with HOME at ``home``, ``env``, and ``CAVE_TOKEN`` set to the
-    token named ``cave_token`` ("VALID_TOKEN", ...): (succeeded, stdout, stderr), tokens
-    masked. Tokens are passed by name and nothing here raises, so that no traceback
-    shows one (pytest shows a failing frame's arguments).
+    token named ``cave_token`` ("VALID_TOKEN", ...), the token named ``typed`` on its
+    standard input (else none): (succeeded, stdout, stderr), tokens masked. Tokens are
+    passed by name and nothing here raises, so that no traceback shows one (pytest
+    shows a failing frame's arguments).
     """
     environment = {
         "HOME": str(home),
@@ -91,11 +96,13 @@ def run_python(
     }
     if "PYTHONPATH" in os.environ:  # where this package may come from
         environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    by_name = {name: token for token, name in TOKENS.items()}
     if cave_token is not None:
-        environment["CAVE_TOKEN"] = {name: token for token, name in TOKENS.items()}[cave_token]
+        environment["CAVE_TOKEN"] = by_name[cave_token]
     try:
         result = subprocess.run(
             [sys.executable, *argv],
+            input="" if typed is None else by_name[typed] + "\n",
             env=environment,
             cwd=home,
             capture_output=True,
@@ -538,3 +545,161 @@ class TestNeuroglancer:
         assert "the viewer gives the page a Bearer token: " in printed
         assert "the server accepts it: 3 layers" in printed
         assert [sent(hit) for hit in record.seen] == [expected]
+
+
+class TestKubernetesSecretFile:
+    """``CAVE_TOKEN_FILE`` at a Secret's file, laid out as the kubelet lays it out."""
+
+    @staticmethod
+    def mount(home: Path, token: str, mode: int) -> Path:
+        """``<home>/var/run/secrets/cave``: ``token -> ..data/token``, ``..data`` a link to
+        a folder named for the update, the file with ``mode``; the path to name."""
+        mounted = home / "var" / "run" / "secrets" / "cave"
+        update = mounted / "..2026_12_04_16_00_00.123456789"
+        update.mkdir(parents=True)
+        (update / "token").write_text(token + "\n")  # as a Secret made --from-file keeps it
+        (update / "token").chmod(mode)
+        (mounted / "..data").symlink_to(update.name)
+        (mounted / "token").symlink_to("..data/token")
+        return mounted / "token"
+
+    @pytest.mark.parametrize("mode", [0o400, 0o644], ids=["defaultMode-0400", "default-0644"])
+    def test_recipe(self, mode: int, service: Service, isolated_home: Path) -> None:
+        seen = fresh(service)
+        save_token(OTHER_TOKEN)  # a saved token, which the file wins over
+        secret = self.mount(isolated_home, VALID_TOKEN, mode)
+        env = {"CAVE_RECIPE_URL": service.url(""), "CAVE_TOKEN_FILE": str(secret)}
+
+        succeeded, out, err = run_python(
+            [str(RECIPES / "kubernetes_secret_file.py")], isolated_home, env
+        )
+
+        assert succeeded, err
+        assert "_TOKEN>" not in out + err
+        assert f"the token comes from: {secret} (named by $CAVE_TOKEN_FILE)" in out
+        assert "the server knows the token as: Ada" in out
+        assert [sent(hit) for hit in seen] == ["VALID_TOKEN"]
+        warned = f"TokenFileModeWarning: {secret} can be read or written by other users (mode 0644)"
+        assert (warned in err) == (mode == 0o644), err  # 0400: no warning at all
+        assert ("Warning" in err) == (mode == 0o644), err
+
+    def test_a_secret_that_was_not_mounted_is_an_error_naming_the_variable(
+        self, service: Service, isolated_home: Path
+    ) -> None:
+        seen = fresh(service)
+        save_token(OTHER_TOKEN)  # not used in its place
+        missing = isolated_home / "var" / "run" / "secrets" / "cave" / "token"
+        env = {"CAVE_RECIPE_URL": service.url(""), "CAVE_TOKEN_FILE": str(missing)}
+
+        succeeded, out, err = run_python(
+            [str(RECIPES / "kubernetes_secret_file.py")], isolated_home, env
+        )
+
+        assert not succeeded
+        assert f"TokenFileError: $CAVE_TOKEN_FILE names {missing}, which does not exist" in err
+        assert seen == []  # nothing was sent
+        assert "_TOKEN>" not in out + err
+
+
+class TestColabNotebook:
+    """The notebook secret (lookup step 8), through the recipe's stand-in for Colab."""
+
+    @staticmethod
+    def colab_secrets(home: Path, **secrets: str) -> dict[str, str]:
+        """The stand-in's secrets (name: token name), in a file; the recipe's environment."""
+        by_name = {name: token for token, name in TOKENS.items()}
+        path = home / "colab-secrets.json"
+        path.write_text(json.dumps({key: by_name[value] for key, value in secrets.items()}))
+        return {"CAVE_RECIPE_COLAB_SECRETS": str(path)}
+
+    def test_the_secret_is_found_without_a_line_of_setup(
+        self, service: Service, isolated_home: Path
+    ) -> None:
+        seen = fresh(service)
+        env = {"CAVE_RECIPE_URL": service.url("")}
+        env.update(self.colab_secrets(isolated_home, CAVE_TOKEN="VALID_TOKEN"))
+
+        printed = run_recipe("colab_notebook.py", isolated_home, env)
+
+        assert "the token comes from: the Colab notebook secret CAVE_TOKEN" in printed
+        assert "the server knows the token as: Ada" in printed
+        assert "To get a new CAVE token" not in printed  # login() was not needed
+        assert [sent(hit) for hit in seen] == ["VALID_TOKEN"]
+        assert not (isolated_home / ".cloudvolume").exists()  # nothing saved
+
+    def test_without_the_secret_login_asks_checks_and_saves(
+        self, service: Service, isolated_home: Path
+    ) -> None:
+        seen = fresh(service)
+        env = {"CAVE_RECIPE_URL": service.url("")}
+        env.update(self.colab_secrets(isolated_home, OTHER_SECRET="OTHER_TOKEN"))
+
+        succeeded, out, err = run_python(
+            [str(RECIPES / "colab_notebook.py")], isolated_home, env, typed="VALID_TOKEN"
+        )
+
+        assert succeeded, err
+        assert "_TOKEN>" not in out + err
+        server = service.url("")
+        assert f"1. Go to {server}/auth/api/v1/create_token" in out
+        assert "The token belongs to Ada <ada@example.org>, user id 1." in out
+        saved = (
+            isolated_home
+            / ".cloudvolume"
+            / "secrets"
+            / f"127.0.0.1:{service.port}-cave-secret.json"
+        )
+        assert f"the token comes from: key 'token' of {saved}" in out
+        assert "the server knows the token as: Ada" in out
+        asked = [sent(hit) for hit in hits(seen, "127.0.0.1", USER_CACHE)]
+        assert asked == ["VALID_TOKEN", "VALID_TOKEN"]  # login()'s check, then the request
+        assert {sent(hit) for hit in seen} <= {"VALID_TOKEN", "nothing"}  # /auth_info: nothing
+
+
+class TestTokenExpiry:
+    """``cave-auth status --check`` before a long job, against middle_auth's ``ttl`` route
+    on the loopback service (``helpers.TTLS``: the seconds each login token has left)."""
+
+    def test_a_token_that_expires_within_a_day_stops_the_job(
+        self, service: Service, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        server = service.url("")
+        monkeypatch.setitem(TTLS, OTHER_TOKEN, 5 * 3600)
+        (default, _) = save_token(OTHER_TOKEN, server)  # and the server's file
+        seen = fresh(service)
+
+        succeeded, out, err = run_python(
+            [str(RECIPES / "token_expiry.py")], isolated_home, {"CAVE_RECIPE_URL": server}
+        )
+
+        assert not succeeded
+        assert "_TOKEN>" not in out + err
+        assert f"  user    Grace <grace@example.org>, user id 2 (asked {server})" in out
+        assert re.search(r"^  expires in 5 hours \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$", out, re.M)
+        warning = f"cave-auth: warning: the token fedc…3210 from key 'token' of {default} expires"
+        assert f"{warning} in 5 hours (" in err
+        assert f"get a new one with `cave-auth login --server {server}`." in err
+        assert "starting the job" not in out
+        assert err.endswith("not starting the job: get a token that lasts, then start it again\n")
+        assert any(hit["path"].endswith("/ttl") for hit in seen)  # the server was asked
+
+    @pytest.mark.parametrize(
+        ("saved", "expires"),
+        [(OTHER_TOKEN, "in 6 days ("), (VALID_TOKEN, "never (an API key)")],
+        ids=["login-token", "api-key"],
+    )
+    def test_a_token_that_lasts_starts_the_job(
+        self, saved: str, expires: str, service: Service, isolated_home: Path
+    ) -> None:
+        server = service.url("")
+        save_token(saved, server)
+
+        succeeded, out, err = run_python(
+            [str(RECIPES / "token_expiry.py")], isolated_home, {"CAVE_RECIPE_URL": server}
+        )
+
+        assert succeeded, err
+        assert "_TOKEN>" not in out + err
+        assert f"  expires {expires}" in out
+        assert err == ""  # no warning
+        assert out.endswith("starting the job\n")

@@ -9,8 +9,9 @@ Workers on other machines need a token there, given by their deployment, never
 through the graph:
 
 - a shared home (most HPC clusters, dask-jobqueue): the files already are there;
-- Kubernetes (dask-kubernetes, dask-gateway): a Secret exposed to the worker
-  containers as the environment variable ``CAVE_TOKEN``;
+- Kubernetes (dask-kubernetes, dask-gateway): a Secret mounted in the worker
+  containers as a file named by ``CAVE_TOKEN_FILE`` (the Kubernetes recipe), or
+  exposed as the environment variable ``CAVE_TOKEN``;
 - anywhere else: ``cave-auth save -`` once on each machine, or ``CAVE_TOKEN`` in the
   environment of the service that starts ``dask worker``.
 
