@@ -105,7 +105,7 @@ class Credentials:
         self.raise_on_auth_error = bool(raise_on_auth_error)
         self._setup()
 
-    _UNPICKLED = ("_lock", "_decisions", "_reported", "_refused")
+    _UNPICKLED: tuple[str, ...] = ("_lock", "_decisions", "_reported", "_refused")
 
     def _setup(self) -> None:
         """The state that is not pickled: the lock and the caches."""

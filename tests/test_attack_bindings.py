@@ -861,22 +861,8 @@ def test_mount_redirect_into_the_prefix_from_another_origin_gets_no_token(
 @pytest.mark.parametrize(
     "how",
     [
-        pytest.param(
-            "session.send(Request.prepare())",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a known limit, documented in CAVEAuthAdapter.mount and docs/security.rst: "
-                "a request prepared outside the session carries none of its hooks",
-            ),
-        ),
-        pytest.param(
-            "hooks=",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a known limit, documented in CAVEAuthAdapter.mount and docs/security.rst: "
-                "requests uses a request's own hooks= in place of the session's",
-            ),
-        ),
+        "session.send(Request.prepare())",
+        "hooks=",
         "send(r.next)",
     ],
 )

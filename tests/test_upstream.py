@@ -48,6 +48,24 @@ class TestRequests:
         request._cave_sent = object()  # type: ignore[attr-defined]
         assert not hasattr(request.copy(), "_cave_sent")
 
+    @pytest.mark.parametrize("how", ["session.get", "hooks=", "session.send(prepared)"])
+    def test_every_redirect_hop_goes_through_session_rebuild_auth(
+        self, service: Service, how: str
+    ) -> None:
+        """CAVEAuthAdapter.mount: its wrap of session.rebuild_auth sees every hop requests makes,
+        whatever hooks the request has (session.hooks are not merged into all of them)."""
+        session, seen = requests.Session(), []
+        rebuild = session.rebuild_auth
+        session.rebuild_auth = lambda hop, response: (seen.append(hop.url), rebuild(hop, response))
+        url = service.redirect(service.url("/echo", "localhost"))
+        if how == "session.get":
+            session.get(url, timeout=TIMEOUT)
+        elif how == "hooks=":
+            session.get(url, hooks={"response": [lambda r, **kwargs: r]}, timeout=TIMEOUT)
+        else:
+            session.send(requests.Request("GET", url).prepare(), timeout=TIMEOUT)
+        assert seen == [service.url("/echo", "localhost")]
+
     def test_session_hooks_are_merged_into_each_prepared_request(self) -> None:
         """CAVEAuthAdapter.mount: the watcher in session.hooks sees every chain."""
         session = requests.Session()

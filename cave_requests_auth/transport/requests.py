@@ -2,15 +2,13 @@
 
 Translation only; every decision is :mod:`cave_requests_auth.core`'s. An **auth
 object** is applied once, as a request is prepared, before the ``proxies=`` of the
-call and the session are merged: it sees the environment's proxies only. requests
-makes the redirect hops itself (stripping ``Authorization`` on a change of host,
-putting in ``~/.netrc`` credentials). An **adapter** sees each request as it is
-sent, hops included, with the session's proxies. Hops are ``PreparedRequest.copy()``
-of the one before, sharing its ``hooks``: the adapter keeps the chain there, in a
-response hook that sees every hop's answer, whichever adapter sent it.
-:meth:`CAVEAuthAdapter.mount` also puts a watcher in ``session.hooks``, which opens
-a chain for every request the session prepares (a chain that began under another
-adapter is otherwise not known as one).
+call and the session are merged: it sees the environment's proxies only; requests
+makes the redirect hops (stripping ``Authorization`` on a change of host). An
+**adapter** sees each request as it is sent, hops included, with the session's
+proxies. Hops are ``PreparedRequest.copy()`` of the one before, sharing its
+``hooks``: the adapter keeps the chain there, in a response hook that sees every
+hop's answer, whichever adapter sent it; :meth:`CAVEAuthAdapter.mount` also opens a
+chain for a request that began under another adapter.
 """
 
 from __future__ import annotations
@@ -94,14 +92,11 @@ class CAVETokenAuth(Credentials, AuthBase):
         TypeError, ValueError: ``hosts``, ``token_key`` or ``server_address`` are malformed.
     """
 
+    _UNPICKLED = (*Credentials._UNPICKLED, "_hook")
+
     def _setup(self) -> None:
         super()._setup()
         self._hook = self.handle_response
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        del state["_hook"]
-        return state
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
@@ -161,21 +156,29 @@ def _chain_hook(request: PreparedRequest) -> _ChainHook | None:
     return next((h for h in request.hooks["response"] if type(h) is _ChainHook), None)
 
 
-class _Watcher:
-    """In ``session.hooks``: gives a chain that began elsewhere a chain without a token."""
+def _watch(request: PreparedRequest) -> None:
+    """Give a chain that began under another adapter a chain without a token."""
+    if _chain_hook(request) is None:
+        chain = Chain(origin_key(str(request.url)), None)
+        request.hooks["response"].append(_ChainHook(chain, id(request)))
 
-    def __call__(self, response: Response, **kwargs: Any) -> Response:
-        request = response.request
-        if _chain_hook(request) is None:
-            chain = Chain(origin_key(str(request.url)), None)
-            request.hooks["response"].append(_ChainHook(chain, id(request)))
-        return response
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is _Watcher
+def _watching(response: Response, **kwargs: Any) -> Response:
+    """In ``session.hooks``: it sees the answers to what the session prepares."""
+    _watch(response.request)
+    return response
 
-    def __hash__(self) -> int:
-        return hash(_Watcher)
+
+class _WatchedRebuild:
+    """In place of ``session.rebuild_auth``, which requests calls for every redirect hop it
+    makes, whatever hooks its request was given (then the session's own, as before)."""
+
+    def __init__(self, rebuild: Callable[[PreparedRequest, Response], None]) -> None:
+        self.rebuild = rebuild
+
+    def __call__(self, hop: PreparedRequest, response: Response) -> None:
+        _watch(response.request)  # the request before the hop, whose hooks the hop shares
+        self.rebuild(hop, response)
 
 
 class CAVEAuthAdapter(HTTPAdapter):
@@ -208,14 +211,12 @@ class CAVEAuthAdapter(HTTPAdapter):
         Keeps ``max_retries``, ``pool_maxsize`` and ``pool_block`` of the adapter it
         replaces; removes CAVE credentials set for the whole session (an
         ``Authorization: Bearer`` in ``session.headers``, ``middle_auth_token`` jar
-        cookies: those go to every host); puts a watcher in ``session.hooks``, so a
-        redirect into ``prefix`` from another origin gets no token. ``"https://host"``
-        gets a ``/`` (requests matches prefixes as strings: ``host.evil.org`` too).
-
-        The watcher sees what the session prepares; not a request prepared
-        elsewhere and given to ``session.send``, nor one given ``hooks=`` (requests
-        puts them in place of the session's): for those, a chain that began at
-        another origin is not known as one when it reaches ``prefix``.
+        cookies: those go to every host). ``"https://host"`` gets a ``/`` (requests
+        matches prefixes as strings: ``host.evil.org`` too). So that a redirect into
+        ``prefix`` from another origin gets no token, it watches every chain: with a
+        hook in ``session.hooks``, and by wrapping ``session.rebuild_auth``, which
+        requests calls for every redirect hop, whatever the request's hooks (it is not
+        pickled with the session: mount again after loading one).
         """
         rest = prefix.partition("://")[2]
         if rest and "/" not in rest:  # "https://host" would also match https://host.evil.org
@@ -238,9 +239,11 @@ class CAVEAuthAdapter(HTTPAdapter):
                 session.cookies.clear(cookie.domain, cookie.path, cookie.name)
         hooks = session.hooks.get("response")
         hooks = [] if hooks is None else [hooks] if callable(hooks) else list(hooks)
-        if _Watcher() not in hooks:
-            hooks.insert(0, _Watcher())
+        if _watching not in hooks:
+            hooks.insert(0, _watching)
         session.hooks["response"] = hooks
+        if not isinstance(session.rebuild_auth, _WatchedRebuild):
+            session.rebuild_auth = _WatchedRebuild(session.rebuild_auth)  # type: ignore[method-assign]
         return adapter
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
