@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from .authserver import (
-    TIMEOUT,
     AuthServer,
     answer_of,
     ask,
-    carrying,
+    fetch,
     find_auth_server,
     refused_over_http,
     unreachable,
@@ -37,6 +36,8 @@ from .urls import normalize_server_address, parse_origin, user_cache_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+_MAX_TTL = 10 * 365 * 86400  # seconds: longer is no answer (login tokens last 7 days)
 
 __all__ = [
     "NamedSource", "check_token_with", "describe_user", "lasts", "revoke", "token_ttl",
@@ -115,13 +116,13 @@ def whoami(
     server = normalize_server_address(
         server_address or (auth.server_address if auth is not None else None)
     )
-    url = user_cache_url(server)
-    auth_ = None
+    url, attachment = user_cache_url(server), None
     if auth is not None or session is None:
         rules = auth if auth is not None else Credentials(server_address=server)
-        auth_ = carrying(rules.attachment_for(url))
-    response = (session or requests).get(url, auth=auth_, timeout=TIMEOUT, allow_redirects=False)
-    return _user(answer_of(response, server, "user/cache"), server)
+        attachment = rules.attachment_for(url)
+    token = attachment.source.token if attachment and attachment.source else ""
+    response, body = fetch("GET", url, attachment, session=session)
+    return _user(answer_of(response, body, server, "user/cache", token), server)
 
 
 def missing_terms(user: dict[str, Any], server: AuthServer) -> list[tuple[str, str, str]]:
@@ -195,33 +196,43 @@ def check_token_with(
 
 def token_ttl(source: TokenSource, issuer: AuthServer) -> int | None:
     """The seconds the token of ``source`` has left, as its auth server says; ``-1``: it
-    never expires (an API key); ``None`` where the server does not say."""
+    never expires (an API key); ``None`` where the server does not say (or says nonsense)."""
     try:
         seconds = ask(source, issuer, f"user/token/{source.token}/ttl")
     except (requests.RequestException, InsecureTransportError):
         return None
-    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
+    valid = isinstance(seconds, int) and not isinstance(seconds, bool)
+    return seconds if valid and -1 <= seconds <= _MAX_TTL else None
 
 
 def revoke(source: TokenSource, issuer: AuthServer) -> str:
     """Delete the token of ``source`` on its auth server; what was done, in words.
 
     An API key is deleted by its id (from the list of the user's keys); a
-    login token is logged out.
+    login token is logged out. Each answer must be the one middle_auth gives.
 
     Raises:
         AuthResponseError, InsecureTransportError, requests.RequestException: as
             :func:`check_token_with`; the token is then still valid.
     """
-    token = source.token
     with _asking(issuer, "revoke the token"):
         keys = ask(source, issuer, "user/token")
-        ids = [k.get("id") for k in keys or () if isinstance(k, dict) and k.get("token") == token]
-        if ids:
-            ask(source, issuer, f"user/token/{ids[0]}", method="DELETE")
-            return f"deleted the API key on {issuer}"
-        ask(source, issuer, "logout")
-        return f"logged the token out of {issuer}"
+        if not isinstance(keys, list):
+            raise _unexpected(issuer, "user/token", "the list of API keys")
+        ids = [k.get("id") for k in keys if isinstance(k, dict) and k.get("token") == source.token]
+        if ids and (not isinstance(ids[0], int) or isinstance(ids[0], bool)):
+            raise _unexpected(issuer, "user/token", "an id of the API key")
+        route = f"user/token/{ids[0]}" if ids else "logout"
+        if ask(source, issuer, route, method="DELETE" if ids else "GET") != "success":
+            raise _unexpected(issuer, "user/token/<id>" if ids else route, '"success"')
+        return f"deleted the API key on {issuer}" if ids else f"logged the token out of {issuer}"
+
+
+def _unexpected(issuer: AuthServer, route: str, what: str) -> AuthResponseError:
+    return AuthResponseError(
+        f"{issuer} did not answer /auth/api/v1/{route} with {what}; is it the CAVE auth server?",
+        code="unexpected_answer",
+    )
 
 
 def lasts(seconds: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -20,8 +21,9 @@ import requests
 
 from .core import Credentials
 from .errors import AuthResponseError, InsecureTransportError
-from .exchange import attach, raise_for_auth
-from .text import redact
+from .exchange import answers_of, attach, error_for
+from .refusals import describe
+from .text import quote, redact
 from .urls import normalize_server_address, parse_origin, user_cache_url
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from .wire import Attachment
 
 __all__ = [
-    "AuthServer", "answer_of", "ask", "carrying", "find_auth_server",
+    "AuthServer", "answer_of", "ask", "carrying", "fetch", "find_auth_server",
     "refused_over_http", "unreachable",
 ]  # fmt: skip
 
@@ -85,14 +87,39 @@ class AuthServer(NamedTuple):
         return self.address
 
 
-def _json_of(response: Response) -> Any:
-    """The JSON of a small answer, or ``None``."""
-    if len(response.content) > MAX_ANSWER:
-        return None
+def _json(body: bytes | None) -> Any:
     try:
-        return json.loads(response.content)
+        return None if body is None else json.loads(body)
     except (ValueError, RecursionError):
         return None
+
+
+def fetch(
+    method: str,
+    url: str,
+    attachment: Attachment | None = None,
+    *,
+    session: requests.Session | None = None,
+    timeout: float = TIMEOUT,
+) -> tuple[Response, bytes | None]:
+    """``method url`` (with ``attachment``; a ``session``'s own auth where there is none),
+    and its body: at most :data:`MAX_ANSWER` bytes within ``timeout`` seconds, else
+    ``None`` (a server that sends without end, or drop by drop, is no auth server)."""
+    auth = carrying(attachment) if attachment is not None or session is None else None
+    token = "" if attachment is None or attachment.source is None else attachment.source.token
+    with _masked(token):  # urllib3 logs a request's path at DEBUG: ttl's holds the token
+        response = (session or requests).request(
+            method, url, auth=auth, timeout=timeout, allow_redirects=False, stream=True
+        )
+    deadline, chunks, size = time.monotonic() + timeout, [], 0
+    read = getattr(response.raw, "read1", response.raw.read)  # urllib3 2: one recv at most
+    with response:
+        while chunk := read(1 << 16, decode_content=True):
+            size += len(chunk)
+            if size > MAX_ANSWER or time.monotonic() > deadline:
+                return response, None
+            chunks.append(chunk)
+    return response, b"".join(chunks)
 
 
 def find_auth_server(
@@ -112,8 +139,8 @@ def find_auth_server(
     if origin is None or origin.scheme not in ("http", "https"):
         raise ValueError(f"{url!r} is not an http(s) URL with a host.")
     http = session or requests
-    info = http.get(f"{origin}/auth_info", timeout=timeout, allow_redirects=False)
-    data = _json_of(info) if info.status_code == 200 else None
+    info, body = fetch("GET", f"{origin}/auth_info", session=session, timeout=timeout)
+    data = _json(body) if info.status_code == 200 else None
     if isinstance(data, dict):
         found = AuthServer.of_login_url(data.get("login_url"), f"the /auth_info of {origin}")
         if found is not None:
@@ -150,16 +177,22 @@ def carrying(attachment: Attachment | None) -> Callable[[PreparedRequest], Prepa
     return auth
 
 
-def answer_of(response: Response, server: AuthServer | str, route: str, token: str = "") -> Any:
-    """The JSON of the auth server's answer to ``route``, or the error that says what came."""
-    raise_for_auth(response)
+def answer_of(
+    response: Response, body: bytes | None, server: AuthServer | str, route: str, token: str = ""
+) -> Any:
+    """The JSON of the auth server's answer (``body``) to ``route``, or the error that says
+    what came instead; its text quoted without control characters or the token."""
+    refusal = describe(answers_of(response, body=body or b""), secrets=[token])
+    if refusal is not None:
+        raise error_for(response)(refusal)
     status = response.status_code
     if status >= 300:
-        said = f"{server} answered {status} {response.reason or ''}".rstrip()
+        said = f"{server} answered {status} {quote(response.reason or '', [token])}".rstrip()
         if 300 <= status < 400:
+            where = quote(response.headers.get("Location", "?"), [token])
             message = (
-                f"{said} (a redirect to {response.headers.get('Location', '?')}) for its "
-                "user page: is it the CAVE auth server? Give the address it redirects to."
+                f"{said} (a redirect to {where}) for its user page: is it the CAVE auth "
+                "server? Give the address it redirects to."
             )
         elif status >= 500:
             message = f"{said}: the auth server has a problem; try again later."
@@ -169,7 +202,7 @@ def answer_of(response: Response, server: AuthServer | str, route: str, token: s
                 "probably not a CAVE auth server; check the address."
             )
         raise AuthResponseError(message, code="unexpected_answer", response=response)
-    return _json_of(response)
+    return _json(body)
 
 
 def ask(
@@ -190,11 +223,7 @@ def ask(
     if source is not None:
         rules = rules or Credentials(source.token, server_address=server.address)
         attachment, token = rules.attachment_for(url, source), source.token
-    with _masked(token):  # urllib3 logs a request's path at DEBUG: ttl's holds the token
-        response = requests.request(
-            method, url, auth=carrying(attachment), timeout=TIMEOUT, allow_redirects=False
-        )
-    return answer_of(response, server, route, token)
+    return answer_of(*fetch(method, url, attachment), server, route, token)
 
 
 @contextmanager

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie",
-    "answers_of", "attach", "error_for", "hops_answers", "raise_for_auth",
+    "answers_of", "attach", "error_for", "hops_answers", "leaves", "raise_for_auth",
     "report_response", "rewindable",
 ]  # fmt: skip
 
@@ -85,6 +85,13 @@ def add_cookie(headers: MutableMapping[str, str], cookie: str) -> None:
         headers["Cookie"] = merge_cookie(headers["Cookie"], cookie)
     except KeyError:
         headers["Cookie"] = cookie
+
+
+def leaves(request: PreparedRequest, response: Any) -> bool:
+    """Whether ``response`` redirects ``request`` to another origin."""
+    location = response.headers.get("Location") if response.is_redirect else None
+    here = origin_key(str(request.url))
+    return bool(location) and not same_origin(origin_key(urljoin(here, str(location))), here)
 
 
 def rewindable(request: PreparedRequest) -> bool:
@@ -150,7 +157,9 @@ def hops_answers(
     return answers
 
 
-def _of_requests(response: Any, credentials: Credentials | None) -> list[Answer]:
+def _of_requests(
+    response: Any, credentials: Credentials | None, body: bytes | None = None
+) -> list[Answer]:
     hops = [*response.history, response]
     # A 401 answered before a retry notes what it refused: its request, attached
     # again in place, now carries the new token.
@@ -167,7 +176,7 @@ def _of_requests(response: Any, credentials: Credentials | None) -> list[Answer]
             found = credentials.sent_with(str(hops[index].url), authorization)
         return found
 
-    return hops_answers(hops, origin_key(str(hops[0].url)), sent_of)
+    return hops_answers(hops, origin_key(str(hops[0].url)), sent_of, body=body)
 
 
 def _of_httpx(response: Any) -> list[Answer]:
@@ -221,7 +230,9 @@ def _of_urllib3(response: Any) -> list[Answer]:
     ]
 
 
-def answers_of(response: Any, credentials: Credentials | None = None) -> list[Answer]:
+def answers_of(
+    response: Any, credentials: Credentials | None = None, body: bytes | None = None
+) -> list[Answer]:
     """A requests, httpx or urllib3 response (its redirect hops first) as :mod:`.refusals` reads it.
 
     Raises:
@@ -236,7 +247,7 @@ def answers_of(response: Any, credentials: Credentials | None = None) -> list[An
     if hasattr(request, "extensions"):
         return _of_httpx(response)
     if hasattr(response, "status_code") and hasattr(response, "history"):
-        return _of_requests(response, credentials)
+        return _of_requests(response, credentials, body)  # body: the last hop's, read already
     if hasattr(response, "status") and hasattr(response, "headers"):
         return _of_urllib3(response)
     raise TypeError(

@@ -38,6 +38,7 @@ from typing import Any
 
 from .errors import DeprecatedTokenFileWarning, TokenFileError, TokenNotFoundError
 from .secretjson import json_type, read_file, read_secret_file
+from .text import printable
 from .tokens import (
     CAVE_TOKEN_ENV,
     CAVE_TOKEN_FILE_ENV,
@@ -171,7 +172,9 @@ def environment_file() -> TokenSource | None:
     try:
         value = read_file(path, _bare_token)
     except TokenFileError as error:  # the reader's message, naming the variable too
-        raise TokenFileError(str(error).replace(path, shown, 1), path) from None
+        said = str(error)
+        said = shown + said[len(path) :] if said.startswith(path) else f"{said} ({shown})"
+        raise TokenFileError(printable(said), path) from None
     if value is None:
         raise TokenFileError(
             f"${CAVE_TOKEN_FILE_ENV} names {path}, which does not exist; point it to the "

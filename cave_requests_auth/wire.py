@@ -6,12 +6,14 @@ the bindings (which translate).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from requests.utils import get_environ_proxies, select_proxy
 
+from .tokens import mask_token
 from .urls import origin_key, same_origin
 
 if TYPE_CHECKING:
@@ -97,6 +99,12 @@ class Chain:
     def __repr__(self) -> str:
         return f"Chain({self.key!r}, left={self.left})"
 
+    def __getstate__(self) -> tuple[Any, ...]:  # a pickled request's hooks hold it: no token
+        return self.key, self.attachment, self.left, self.hops, self.last, ()
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.key, self.attachment, self.left, self.hops, self.last, self.replaced = state
+
 
 class Attachment:
     """What goes on a request to one origin: the token's source and its headers.
@@ -137,6 +145,22 @@ class Attachment:
 
     def __repr__(self) -> str:
         return f"Attachment(source={self.source!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with a response (on its request), it keeps the source's name, and of its
+        token only the mask."""
+        source = copy.copy(self.source)
+        if source is not None:
+            source.token = mask_token(source.token)
+        return (
+            _unpickled,
+            (source, self.server, self.cookie is not None, self.direct_only, self.searched),
+        )
+
+
+def _unpickled(source: TokenSource | None, server: str | None, *flags: Any) -> Attachment:
+    cookie, direct_only, searched = flags
+    return Attachment(source, server, cookie=cookie, direct_only=direct_only, searched=searched)
 
 
 def merge_cookie(existing: str | None, cookie: str) -> str:

@@ -141,8 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_CONNECT = _handle
 
     def _send(self, status: int, headers: dict[str, str], content: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
+        self.send_response(status, headers.get(":reason"))  # a reason phrase of the test's
+        for name, value in ((k, v) for k, v in headers.items() if k != ":reason"):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,65 @@ class TestRevoke:
     def test_no_token_to_revoke(self, capsys: pytest.CaptureFixture[str], service: Service) -> None:
         code, _, err = run_cli(capsys, "logout", "--revoke", "--server", service.url(""))
         assert code == 1
-        assert "No CAVE token found" in err
+        assert err.endswith(
+            f"no token is saved for requests to http://127.0.0.1:{service.port}: none to revoke.\n"
+        )
+
+    def test_the_saved_token_is_revoked_not_cave_tokens(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        secrets: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """CAVE_TOKEN (a shared CI token, say) is not logout's to revoke: the saved one is."""
+        monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, err = run_cli(capsys, "logout", "--revoke", "--server", service.url(""))
+        assert code == 0, err
+        assert f"Revoked the token {OTHER_MASKED} from key 'token' of {path}" in out
+        assert not path.exists()
+        for token, status in ((VALID_TOKEN, 200), (OTHER_TOKEN, 401)):
+            headers = {"Authorization": f"Bearer {token}"}
+            assert requests.get(service.url("/api/data"), headers=headers).status_code == status
+
+    def test_not_with_all(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, _, err = run_cli(capsys, "logout", "--revoke", "--all")
+        assert code == 2
+        assert "--revoke deletes the token of one server" in err
+
+    @pytest.mark.parametrize(
+        ("route", "answer"),
+        [
+            ("/auth/api/v1/user/token", b"<html>a portal</html>"),
+            ("/auth/api/v1/user/token", b"17"),
+            ("/auth/api/v1/user/token", b'[{"id": "../../evil?x=", "token": "TOKEN"}]'),
+            ("/auth/api/v1/logout", b"<html>signed out</html>"),
+        ],
+        ids=["html-list", "number-list", "path-id", "html-logout"],
+    )
+    def test_an_answer_that_is_not_middle_auths_revokes_nothing(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        recorder: Any,
+        secrets: Path,
+        route: str,
+        answer: bytes,
+    ) -> None:
+        path = write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        before = fingerprint(path)
+        body = answer.replace(b"TOKEN", OTHER_TOKEN.encode())
+        recorder.routes[route] = lambda seen: (200, {"Content-Type": "application/json"}, body)
+        recorder.routes["/auth/api/v1/user/token"] = recorder.routes.get(
+            "/auth/api/v1/user/token", lambda seen: json_answer(200, [])
+        )
+        code, _, err = run_cli(capsys, "logout", "--revoke", "--server", recorder.origin())
+        assert code == 1
+        assert "is it the CAVE auth server?" in err
+        assert "The token was not revoked, and the saved files were left as they are." in err
+        assert fingerprint(path) == before
+        assert not [seen for seen in recorder.seen if "evil" in seen.target]
+        assert not leaked(err)
 
 
 class TestLoginInPython:
@@ -341,3 +400,64 @@ class TestTheFileVariableInTheCommand:
         assert "still get a token, from" in err
         assert "unset CAVE_TOKEN_FILE to stop that." in err
         assert mounted.read_text() == OTHER_TOKEN + "\n"
+
+
+class TestWhatAnAuthServerSays:
+    """An auth server's answers, whatever it sends (findings of the outside review)."""
+
+    ESCAPE = "\x1b]52;c;ZXZpbA==\x07"  # OSC 52: a terminal writes the clipboard
+
+    @pytest.mark.parametrize("command", [["whoami"], ["status", "--check"]])
+    @pytest.mark.parametrize("echo", ["location", "reason"])
+    def test_its_text_is_quoted_without_the_token_or_escapes(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        recorder: Any,
+        secrets: Path,
+        command: list[str],
+        echo: str,
+    ) -> None:
+        write_secret(secrets / "cave-secret.json", {"token": VALID_TOKEN})
+        if echo == "location":
+            answer = (302, {"Location": f"https://x.example/?t={VALID_TOKEN}{self.ESCAPE}"}, b"")
+        else:  # the reason phrase of the status line
+            answer = (404, {":reason": f"Not{self.ESCAPE} {VALID_TOKEN}"}, b"")
+        recorder.routes["/auth_info"] = lambda seen: (404, {}, b"")
+        recorder.routes["/auth/api/v1/user/cache"] = lambda seen: answer
+        code, out, err = run_cli(capsys, *command, "--server", recorder.origin())
+        assert code == 1
+        assert "\x1b" not in out + err
+        assert not leaked(out + err)
+        with pytest.raises(AuthResponseError) as caught:
+            cave_requests_auth.whoami(server_address=recorder.origin(), auth=None)
+        shown = str(caught.value) + str(pickle.loads(pickle.dumps(caught.value)))
+        assert "\x1b" not in shown
+        assert not leaked(shown)
+
+    def test_an_answer_past_a_mebibyte_is_no_answer(
+        self, recorder: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CAVE_TOKEN", VALID_TOKEN)
+        big = b'{"id": 1, "name": "' + b"a" * (2 << 20) + b'"}'
+        recorder.routes["/auth/api/v1/user/cache"] = lambda seen: (200, {}, big)
+        with pytest.raises(AuthResponseError, match="did not answer with a CAVE user"):
+            cave_requests_auth.whoami(server_address=recorder.origin())
+
+    @pytest.mark.parametrize("ttl", [b"100000000000000000", b"1" * 400, b"-5", b"true", b"1.5"])
+    def test_a_time_to_live_that_is_no_answer_shows_nothing(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        recorder: Any,
+        secrets: Path,
+        ttl: bytes,
+    ) -> None:
+        user = {"id": 1, "name": "Ada"}
+        recorder.routes["/auth/api/v1/user/cache"] = lambda seen: json_answer(200, user)
+        recorder.routes["/auth_info"] = lambda seen: json_answer(404, {})
+        route = f"/auth/api/v1/user/token/{OTHER_TOKEN}/ttl"
+        recorder.routes[route] = lambda seen: (200, {"Content-Type": "application/json"}, ttl)
+        write_secret(secrets / "cave-secret.json", {"token": OTHER_TOKEN})
+        code, out, err = run_cli(capsys, "status", "--check", "--server", recorder.origin())
+        assert code == 0, err
+        assert "  user    Ada, user id 1" in out
+        assert "expires" not in out

@@ -11,10 +11,10 @@ from ..account import revoke
 from ..authserver import find_auth_server, unreachable
 from ..errors import CAVEAuthError
 from ..files import read_secret_file
-from ..lookup import origin_of
+from ..lookup import checked, origin_of, read_value
 from ..store import remove_token, saved_token_files
-from ..tokens import CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV
-from ._common import PROG, CommandError, attachment_for, auth_of, places_of, server_of
+from ..tokens import CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV, TokenSource
+from ._common import PROG, CommandError, auth_of, places_of, server_of
 
 if TYPE_CHECKING:
     import argparse
@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--revoke",
         action="store_true",
-        help="first delete the token requests to the server use on its auth server (an API "
-        "key, or a login token); where that fails, the files are left as they are",
+        help="first delete the saved token on its auth server (an API key, or a login "
+        "token); where that fails, the files are left as they are",
     )
 
 
@@ -57,39 +57,48 @@ def _holding(paths: list[str], key: str) -> list[str]:
     return found
 
 
-def _revoke(io: Output, args: argparse.Namespace, server: str) -> None:
-    """Delete the token a request to ``server`` uses on its auth server, or say why not."""
-    attachment = attachment_for(auth_of(args), server)
-    if attachment is None or attachment.source is None:
-        raise CommandError(f"a request to {server} gets no CAVE token: there is none to revoke.")
-    source = attachment.source
+def _revoke(io: Output, paths: list[str], key: str, server: str) -> None:
+    """Delete the token saved in ``paths`` on its auth server first, or say why not
+    (then nothing is removed). A token of ``$CAVE_TOKEN`` is not touched."""
+    saved: dict[str, TokenSource] = {}
+    for path in paths:
+        source = checked(read_value(path, key, check_mode=False), "file", path, key)
+        if source is not None:
+            saved.setdefault(source.token, source)
+    if not saved:
+        raise CommandError(f"no token is saved for requests to {server}: none to revoke.")
     try:
         try:
             issuer = find_auth_server(server)
         except requests.RequestException as error:
             raise unreachable(error, "find its auth server") from None
-        done = revoke(source, issuer)
+        for source in saved.values():
+            done = revoke(source, issuer)
+            io.say(f"Revoked the token {source.masked} from {source}: {done}.")
     except (CAVEAuthError, requests.RequestException) as error:
         kept = "The token was not revoked, and the saved files were left as they are."
         raise CommandError(f"{error} {kept}") from None
-    io.say(f"Revoked the token {source.masked} from {source}: {done}.")
 
 
 def run(io: Output, args: argparse.Namespace) -> int:
     places = places_of(args)
     server = server_of(args)
+    if args.all and args.revoke:
+        raise CommandError(
+            "--revoke deletes the token of one server: use it with --server, not --all.", 2
+        )
     if args.all and places.token_file is not None:
         raise CommandError(
             "--all removes the tokens of the secrets folder; without --token-file.", 2
         )
-    if args.revoke:
-        _revoke(io, args, server)
     if args.all:
         paths = saved_token_files(places.folder)
     elif places.token_file is not None:
         paths = [places.token_file]
     else:  # every file a request to the server reads, the deprecated one too
         paths = places.search_paths(origin_of(server))
+    if args.revoke:
+        _revoke(io, paths, places.token_key, server)
     removed = remove_token(paths, places.token_key)
     if removed:
         io.say(f"Removed the token (key {places.token_key!r}) from:")

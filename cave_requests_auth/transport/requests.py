@@ -20,10 +20,10 @@ from requests.auth import AuthBase
 from requests.exceptions import InvalidSchema
 from requests.utils import select_proxy
 
+from .. import exchange
 from ..core import Credentials
-from ..exchange import SENT_ATTRIBUTE, add_cookie, attach, body_of, report_response, rewindable
 from ..urls import origin_key, same_origin
-from ..wire import COOKIE_NAME, Chain, bearer_of, environment_proxy
+from ..wire import COOKIE_NAME, PROGRAMMATIC, Chain, bearer_of, environment_proxy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,16 +40,19 @@ _RETRIED_ATTRIBUTE = "_cave_retried"
 
 def _newer(auth: Credentials, response: Response, sent: Attachment, from_hop: bool) -> Any:
     """The token to send a ``401`` request with once more (:meth:`.core.Credentials.retry_with`)."""
-    request, kind = response.request, response.headers.get("Content-Type", "")
-    return auth.retry_with(str(request.url), sent, response.status_code, kind, body_of(response),
-                           from_hop=from_hop, rewindable=rewindable(request))  # fmt: skip
+    if response.status_code != 401:
+        return None
+    request, body = response.request, exchange.body_of(response)
+    kind, rewindable = response.headers.get("Content-Type", ""), exchange.rewindable(request)
+    return auth.retry_with(str(request.url), sent, 401, kind, body, from_hop=from_hop,
+                           rewindable=rewindable)  # fmt: skip
 
 
 def _again(refused: Response, sent: Attachment, send: Callable[[], Response]) -> Response:
     """Read and close the 401 (noting what it refused), send again, keep it in the history."""
     refused.content  # noqa: B018  (read, so that the connection can be reused)
     refused.close()
-    setattr(refused, SENT_ATTRIBUTE, sent)  # the request itself will carry the new one
+    setattr(refused, exchange.SENT_ATTRIBUTE, sent)  # the request itself will carry the new one
     response = send()
     response.history.append(refused)
     return response
@@ -103,12 +106,12 @@ class CAVETokenAuth(Credentials, AuthBase):
         if attachment is not None:
             header = attachment.header
             if header is None:
-                attach(request, attachment)  # no token found: X-Requested-With only
+                exchange.attach(request, attachment)  # no token found: X-Requested-With only
             else:  # attach(), inlined: the hot path
                 headers = request.headers
                 headers["Authorization"] = header
                 if attachment.cookie is not None:
-                    add_cookie(headers, attachment.cookie)
+                    exchange.add_cookie(headers, attachment.cookie)
                 request._cave_sent = attachment  # type: ignore[attr-defined]  # SENT_ATTRIBUTE
             hooks = request.hooks["response"]
             if self._hook not in hooks:
@@ -121,20 +124,22 @@ class CAVETokenAuth(Credentials, AuthBase):
         if status < 300 or status >= 500 or (status < 400 and not response.is_redirect):
             return response
         request = response.request
-        sent = getattr(request, SENT_ATTRIBUTE, None)  # None on hops requests made
+        sent = getattr(request, exchange.SENT_ATTRIBUTE, None)  # None on hops requests made
         if sent is not None and status == 401 and not getattr(request, _RETRIED_ATTRIBUTE, False):
             newer = _newer(self, response, sent, from_hop=False)
             if newer is not None:
                 # Attached in place: requests copies the hops that follow from this request.
-                attach(request, newer)
+                exchange.attach(request, newer)
                 setattr(request, _RETRIED_ATTRIBUTE, True)
                 connection = response.connection
                 response = _again(response, sent, lambda: connection.send(request, **kwargs))
                 response.request = request
+        if sent is not None and sent.header is None and exchange.leaves(request, response):
+            request.headers.pop(PROGRAMMATIC[0], None)  # the hop, its copy, carries none
         # On a hop requests made (no note of ours), the hook sees no history; requests
         # strips Authorization on a hop to another origin (should_strip_auth) only.
         elsewhere = None if sent is not None else "Authorization" not in request.headers
-        report_response(self, response, elsewhere)
+        exchange.report_response(self, response, elsewhere)
         return response
 
 
@@ -269,11 +274,7 @@ class CAVEAuthAdapter(HTTPAdapter):
         if attachment is None:
             return super().send(request, *args, **kwargs)
         response = self._carrying(request, attachment, *args, **kwargs)
-        newer = (
-            _newer(self.auth, response, attachment, not first)
-            if response.status_code == 401
-            else None
-        )
+        newer = _newer(self.auth, response, attachment, not first)
         if newer is not None:
             chain.replace(newer)  # the hops that follow carry the new token
             response = _again(
@@ -281,7 +282,7 @@ class CAVEAuthAdapter(HTTPAdapter):
             )
         if response.status_code >= 300:  # a refusal, maybe
             elsewhere = None if first else not same_origin(origin_key(url), chain.key)
-            report_response(self.auth, response, elsewhere)
+            exchange.report_response(self.auth, response, elsewhere)
         return response
 
     def _carrying(
@@ -292,7 +293,7 @@ class CAVEAuthAdapter(HTTPAdapter):
         noting what it carried; the hops requests copies from it carry nothing of ours."""
         headers = request.headers
         request.headers = headers.copy()
-        attach(request, attachment)
+        exchange.attach(request, attachment)
         try:
             return super().send(request, *args, **kwargs)
         finally:

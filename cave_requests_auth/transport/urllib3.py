@@ -67,14 +67,12 @@ def _headers(
     """``given`` without what ``remove`` put there, with ``add``'s headers."""
     if not given:  # the common case: no headers of the caller's
         return {} if add is None else add.headers()
+    ours = {} if remove is None else {name.lower(): v for name, v in remove.fields.items()}
     headers: dict[str, str] = {}
     cookie = None
     for name in given:
         value, lower = given[name], name.lower()
-        if lower == "authorization" and (
-            (add is not None and add.header is not None)
-            or (remove is not None and value == remove.header)
-        ):
+        if ours.get(lower) == value or (lower == "authorization" and add and add.header):
             continue
         if lower == "cookie":
             cookie = value
