@@ -665,7 +665,7 @@ class TestTokenExpiry:
     ) -> None:
         server = service.url("")
         monkeypatch.setitem(TTLS, OTHER_TOKEN, 5 * 3600)
-        (default, _) = save_token(OTHER_TOKEN, server)  # and the server's file
+        files = save_token(OTHER_TOKEN, server)  # the default file, and the server's
         seen = fresh(service)
 
         succeeded, out, err = run_python(
@@ -676,8 +676,11 @@ class TestTokenExpiry:
         assert "_TOKEN>" not in out + err
         assert f"  user    Grace <grace@example.org>, user id 2 (asked {server})" in out
         assert re.search(r"^  expires in 5 hours \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$", out, re.M)
-        warning = f"cave-auth: warning: the token fedc…3210 from key 'token' of {default} expires"
-        assert f"{warning} in 5 hours (" in err
+        warnings = [line for line in err.splitlines() if " expires in 5 hours (" in line]
+        assert len(warnings) == 1  # one token, in two files: said once
+        named = [path for path in files if f"from key 'token' of {path} expires" in warnings[0]]
+        assert warnings[0].startswith("cave-auth: warning: the token fedc…3210 from key")
+        assert len(named) == 1
         assert f"get a new one with `cave-auth login --server {server}`." in err
         assert "starting the job" not in out
         assert err.endswith("not starting the job: get a token that lasts, then start it again\n")

@@ -159,15 +159,21 @@ def _check(
     """Print what the block's auth server says of its token; whether it accepted it."""
     assert block.source is not None
     assert block.issuer_url is not None
-    key = (block.source.token, block.issuer_url)
+    source, key = block.source, (block.source.token, block.issuer_url)
     found = checked.get(key)
-    if found is None:
+    if found is None:  # once a token and auth server (files may hold the same token)
         try:
-            user, issuer = check_token_with(block.source, block.issuer_url, issuers)
-            found = user_lines(user, issuer), token_ttl(block.source, issuer)
+            user, issuer = check_token_with(source, block.issuer_url, issuers)
+            found = user_lines(user, issuer), token_ttl(source, issuer)
         except (CAVEAuthError, requests.RequestException) as error:
             found = str(error).rstrip(".")
         checked[key] = found
+        ttl = None if isinstance(found, str) else found[1]
+        if ttl is not None and 0 <= ttl < _SOON:
+            named = {"environment": CAVE_TOKEN_ENV, "file": source.key or CAVE_TOKEN_FILE_ENV}
+            fix = f"with `{PROG} login{again}`" if source.key else f"in ${named[source.kind]}"
+            soon = f"the token {source.masked} from {source} expires {lasts(ttl)}"
+            io.warn(f"{soon}; get a new one {fix}.")
     if isinstance(found, str):
         _line(io, "check", f"failed: {found}", bad=True)
         return False
@@ -176,11 +182,6 @@ def _check(
         _line(io, label, text)
     if ttl is not None:
         _line(io, "expires", "never (an API key)" if ttl < 0 else lasts(ttl))
-    if ttl is not None and 0 <= ttl < _SOON:
-        io.warn(
-            f"the token {block.source.masked} from {block.source} expires {lasts(ttl)}; "
-            f"get a new one with `{PROG} login{again}`."
-        )
     return True
 
 
