@@ -78,9 +78,15 @@ def attach(request: PreparedRequest, attachment: Attachment) -> None:
 
 
 def add_cookie(headers: MutableMapping[str, str], cookie: str) -> None:
-    """Merge ``cookie`` into the ``Cookie`` header. requests' ``CaseInsensitiveDict`` has
-    no cheaper public test of a name than the ``KeyError`` of a miss (a scan of a
-    session's names costs more)."""
+    """Merge ``cookie`` into the ``Cookie`` header, set after ``Authorization``.
+
+    requests' ``CaseInsensitiveDict`` has no cheap public test of a name: a miss
+    costs a ``KeyError``. Its length is cheap: where ``Authorization`` is the only
+    header (a request prepared without a session), there is no ``Cookie``.
+    """
+    if len(headers) == 1:
+        headers["Cookie"] = cookie
+        return
     try:
         headers["Cookie"] = merge_cookie(headers["Cookie"], cookie)
     except KeyError:

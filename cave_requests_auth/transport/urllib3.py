@@ -128,8 +128,10 @@ class _CAVEManager:
         chain = self.auth.start(url, self._proxy_of, forwards_https=self.forwards_https)
         given = kw.get("headers", self.headers)
         body: Any = kw.get("body")
-        position = _position(body)
+        position = None if body is None else _position(body)
         response = self._send(method, url, redirect, kw, given, chain)
+        if response.status < 300 and not chain.hops:  # the common case: nothing to note
+            return response
         if response.status != 401 or chain.attachment is None:
             return self._noted(response, method, url, chain)
         newer = self.auth.retry_with(
