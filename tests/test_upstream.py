@@ -163,17 +163,24 @@ class TestUrllib3:
     def test_pool_manager_follows_redirects_by_calling_its_own_urlopen(
         self, service: Service
     ) -> None:
-        """transport.urllib3: each hop is an inner urlopen call the chain is asked about."""
-        calls: list[str] = []
+        """transport.urllib3: each hop is an inner urlopen call, given the Retry whose
+        history notes the redirects before it (absolute URLs): the chain is rebuilt from it."""
+        calls: list[tuple[str, list[tuple[str, str | None]]]] = []
 
         class Spy(urllib3.PoolManager):
             def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:
-                calls.append(url)
+                noted = getattr(kw.get("retries"), "history", ())
+                calls.append((url, [(h.url, h.redirect_location) for h in noted]))
                 return super().urlopen(method, url, redirect, **kw)
 
-        response = Spy().request("GET", service.redirect(service.url("/echo", "localhost")))
+        first, hop = (
+            service.redirect(service.url("/echo", "localhost")),
+            service.url("/echo", "localhost"),
+        )
+        response = Spy().request("GET", first)
         assert response.status == 200
-        assert len(calls) == 2
+        assert calls == [(first, []), (hop, [(first, hop)])]
+        assert [(h.url, h.redirect_location) for h in response.retries.history] == [(first, hop)]
 
     def test_proxy_manager_names_its_forwarding_mode(self) -> None:
         """CAVEProxyManager: https is forwarded (seen by the proxy) only when asked."""

@@ -1,34 +1,34 @@
 """urllib3: ``CAVEPoolManager``, ``CAVEProxyManager`` and ``auth_headers``.
 
 Translation only; every decision is :mod:`cave_requests_auth.core`'s. A pool
-manager follows a redirect by calling its own ``urlopen`` again (an assumption
-``tests/test_upstream.py`` checks): the outer call opens a :class:`.core.Chain`
-in a context variable, and each inner call asks it what its hop may carry,
-replacing the headers the hop inherited. So a caller's
-``Retry(remove_headers_on_redirect=...)`` cannot carry the token elsewhere.
+manager follows a redirect by calling its own ``urlopen`` again, with the
+``Retry`` that noted the redirects so far (assumptions ``tests/test_upstream.py``
+checks): from those, each hop's call rebuilds the chain the core asks about, and
+replaces the headers the hop inherited, removing any of these credentials' tokens.
+So a caller's ``Retry(remove_headers_on_redirect=...)`` cannot carry the token
+elsewhere. (A ``Retry`` taken from an earlier response makes a new request the
+hop of that chain: it then gets the token only where that chain would give it.)
 """
 
 from __future__ import annotations
 
-import contextvars
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from urllib3 import PoolManager, ProxyManager
 
 from ..core import Credentials
+from ..errors import CAVEAuthError
 from ..exchange import EXCHANGE_ATTRIBUTE, Exchange
-from ..wire import MAX_ERROR_BODY, Attachment, Chain, drop_cookie
+from ..urls import origin_key
+from ..wire import COOKIE_NAME, MAX_ERROR_BODY, Attachment, Chain, bearer_of, drop_cookie
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from urllib3.response import BaseHTTPResponse
 
 __all__ = ["CAVEPoolManager", "CAVEProxyManager", "auth_headers"]
-
-_chain: contextvars.ContextVar[Chain | None] = contextvars.ContextVar(
-    "cave_requests_auth_chain", default=None
-)
 
 
 def auth_headers(url: str, **token_kwargs: Any) -> dict[str, str]:
@@ -62,9 +62,12 @@ def auth_headers(url: str, **token_kwargs: Any) -> dict[str, str]:
 
 
 def _headers(
-    given: Mapping[str, str], remove: Attachment | None, add: Attachment | None
+    given: Mapping[str, str],
+    remove: Attachment | None,
+    add: Attachment | None,
+    tokens: Collection[str] = (),
 ) -> dict[str, str]:
-    """``given`` without what ``remove`` put there, with ``add``'s headers."""
+    """``given`` without what ``remove`` put there (nor any of ``tokens``), with ``add``'s."""
     if not given:  # the common case: no headers of the caller's
         return {} if add is None else add.headers()
     ours = {} if remove is None else {name.lower(): v for name, v in remove.fields.items()}
@@ -72,12 +75,13 @@ def _headers(
     cookie = None
     for name in given:
         value, lower = given[name], name.lower()
-        if ours.get(lower) == value or (lower == "authorization" and add and add.header):
+        mine = ours.get(lower) == value or (lower == "authorization" and bearer_of(value) in tokens)
+        if mine or (lower == "authorization" and add and add.header):
             continue
         if lower == "cookie":
             cookie = value
-            if remove is not None and remove.cookie is not None:
-                cookie = drop_cookie(value, remove.cookie)
+            for token in tokens:
+                cookie = cookie and drop_cookie(cookie, f"{COOKIE_NAME}={token}")
             continue
         headers[name] = value
     if add is not None:
@@ -115,68 +119,67 @@ class _CAVEManager:
 
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> BaseHTTPResponse:
         """Send with the token where the rules allow it; follow redirects as urllib3 does."""
-        chain = _chain.get()
-        if chain is not None:  # a redirect hop of the request below
-            given = kw.get("headers", self.headers)
-            kw["headers"] = _headers(
-                given,
-                chain.attachment,
-                self.auth.hop(chain, url, self._proxy_of, forwards_https=self.forwards_https),
-            )
-            return super().urlopen(method, url, redirect, **kw)  # type: ignore[misc,no-any-return]
-
-        chain = self.auth.start(url, self._proxy_of, forwards_https=self.forwards_https)
-        given = kw.get("headers", self.headers)
+        given, send = kw.get("headers", self.headers), super().urlopen  # type: ignore[misc]
+        history = getattr(kw.get("retries"), "history", None)
+        if history and history[-1].redirect_location:  # a redirect hop of the request below
+            chain = self._chain(history)
+            hop = self.auth.hop(chain, url, self._proxy_of, forwards_https=self.forwards_https)
+            kw["headers"] = _headers(given, chain.attachment, hop, self.auth.known_tokens())
+            return send(method, url, redirect, **kw)  # type: ignore[no-any-return]
+        attachment = self.auth.attachment(url, self._proxy_of, forwards_https=self.forwards_https)
         body: Any = kw.get("body")
         position = None if body is None else _position(body)
-        response = self._send(method, url, redirect, kw, given, chain)
-        if response.status < 300 and not chain.hops:  # the common case: nothing to note
-            return response
-        if response.status != 401 or chain.attachment is None:
-            return self._noted(response, method, url, chain)
-        newer = self.auth.retry_with(
-            url,
-            chain.attachment,
-            401,
-            response.headers.get("Content-Type", ""),
-            response.data[:MAX_ERROR_BODY],
-            from_hop=chain.hops > 0,
-            rewindable=body is None or isinstance(body, (bytes, str)) or position is not None,
-        )
-        if newer is None:
-            return self._noted(response, method, url, chain)
-        response.drain_conn()
-        response.release_conn()
-        if position is not None:
-            body.seek(position)
-        chain.replace(newer)  # no hop happened (a retry is never for a hop's 401)
-        return self._noted(self._send(method, url, redirect, kw, given, chain), method, url, chain)
+        kw["headers"] = _headers(given, None, attachment)
+        response: Any = send(method, url, redirect, **kw)
+        redirects = _redirects(response)
+        if response.status < 300 and not redirects:  # the common case: nothing to note
+            return response  # type: ignore[no-any-return]
+        newer = None
+        if response.status == 401 and attachment is not None:
+            newer = self.auth.retry_with(
+                url,
+                attachment,
+                401,
+                response.headers.get("Content-Type", ""),
+                response.data[:MAX_ERROR_BODY],
+                from_hop=bool(redirects),
+                rewindable=body is None or isinstance(body, (bytes, str)) or position is not None,
+            )
+        replaced: tuple[str, ...] = ()
+        if newer is not None:
+            response.drain_conn()
+            response.release_conn()
+            if position is not None:
+                body.seek(position)
+            replaced = (attachment.source.token,) if attachment and attachment.source else ()
+            kw["headers"] = _headers(given, None, newer)
+            response = send(method, url, redirect, **kw)
+            redirects = _redirects(response)
+        # Noted for raise_for_auth: what the last hop carried, and the token refused.
+        last = redirects[-1] if redirects else None
+        final = urljoin(str(last.url), str(last.redirect_location)) if last else url
+        chain = self._chain(redirects, final) if redirects else self._chain((), url)
+        sent = None if chain.left else chain.attachment
+        setattr(response, EXCHANGE_ATTRIBUTE, Exchange(method, url, final, sent, replaced))
+        return response  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _noted(response: BaseHTTPResponse, method: str, url: str, chain: Chain) -> BaseHTTPResponse:
-        """``response``, noting what ``raise_for_auth`` needs (the last hop's token) where
-        it may be a refusal: a 2xx answer to a request that was not redirected is none."""
-        if response.status >= 300 or chain.hops:
-            sent = None if chain.left else chain.attachment
-            exchange = Exchange(method, url, chain.last or url, sent, chain.replaced)
-            setattr(response, EXCHANGE_ATTRIBUTE, exchange)
-        return response
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        redirect: bool,
-        kw: dict[str, Any],
-        given: Mapping[str, str],
-        chain: Chain,
-    ) -> BaseHTTPResponse:
-        kw["headers"] = _headers(given, None, chain.attachment)
-        reset = _chain.set(chain)
+    def _chain(self, history: Iterable[Any], *more: str) -> Chain:
+        """The chain of the redirects urllib3 noted (``RequestHistory`` values), then ``more``."""
+        urls = [str(entry.url) for entry in history if entry.redirect_location] + list(more)
+        proxy_of, https = self._proxy_of, self.forwards_https
         try:
-            return super().urlopen(method, url, redirect, **kw)  # type: ignore[misc,no-any-return]
-        finally:
-            _chain.reset(reset)
+            first = self.auth.attachment(urls[0], proxy_of, forwards_https=https)
+        except CAVEAuthError:  # the rules changed meanwhile: none
+            first = None
+        chain = Chain(origin_key(urls[0]), first)
+        for url in urls[1:]:
+            chain.saw(url)
+        return chain
+
+
+def _redirects(response: Any) -> list[Any]:
+    """The redirects urllib3 followed to ``response`` (``RequestHistory`` values)."""
+    return [entry for entry in getattr(response.retries, "history", ()) if entry.redirect_location]
 
 
 class CAVEPoolManager(_CAVEManager, PoolManager):  # type: ignore[misc]
