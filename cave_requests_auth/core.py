@@ -172,14 +172,14 @@ class Credentials:
 
     def headers_for(self, url: str) -> dict[str, str]:
         """The headers a request to ``url`` gets (:meth:`attachment_for`): ``{}`` where none."""
-        attachment = self.attachment_for(url)
-        return {} if attachment is None else attachment.headers()
+        return attachment.headers() if (attachment := self.attachment_for(url)) else {}
 
     def _seen_by_proxy(self, sent: Attachment, url: str, proxy_of: ProxyOf, https: bool) -> bool:
         """Whether a proxy would see the token ``sent`` carries to ``url``."""
-        if not sent.direct_only and (sent.header is None or self.allow_insecure_http):
+        direct = sent.direct_only
+        if proxy_of is no_proxy or not (direct or (sent.header and not self.allow_insecure_http)):
             return False
-        return (sent.direct_only or https) and proxy_of(url) is not None
+        return (direct or https) and proxy_of(url) is not None
 
     def _decide(self, key: str) -> Attachment | None:
         origin = parse_origin(key)

@@ -21,7 +21,16 @@ from ..core import Credentials
 from ..errors import CAVEAuthError
 from ..exchange import EXCHANGE_ATTRIBUTE, Exchange
 from ..urls import origin_key
-from ..wire import COOKIE_NAME, MAX_ERROR_BODY, Attachment, Chain, bearer_of, drop_cookie
+from ..wire import (
+    COOKIE_NAME,
+    MAX_ERROR_BODY,
+    Attachment,
+    Chain,
+    ProxyOf,
+    bearer_of,
+    drop_cookie,
+    no_proxy,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping
@@ -111,8 +120,7 @@ class _CAVEManager:
 
     forwards_https = False
 
-    def _proxy_of(self, url: str) -> str | None:
-        return None  # a PoolManager connects directly
+    _proxy_of: ProxyOf = staticmethod(no_proxy)  # a PoolManager connects directly
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.auth!r})"
@@ -131,9 +139,9 @@ class _CAVEManager:
         position = None if body is None else _position(body)
         kw["headers"] = _headers(given, None, attachment)
         response: Any = send(method, url, redirect, **kw)
+        if response.status < 300 and not getattr(response.retries, "history", None):
+            return response  # type: ignore[no-any-return]  # the common case: nothing to note
         redirects = _redirects(response)
-        if response.status < 300 and not redirects:  # the common case: nothing to note
-            return response  # type: ignore[no-any-return]
         newer = None
         if response.status == 401 and attachment is not None:
             newer = self.auth.retry_with(
