@@ -23,7 +23,7 @@ from requests.utils import select_proxy
 from .. import exchange
 from ..core import Credentials
 from ..urls import origin_key, same_origin
-from ..wire import COOKIE_NAME, PROGRAMMATIC, Chain, bearer_of, environment_proxy
+from ..wire import COOKIE_NAME, PROGRAMMATIC, Chain, bearer_of, environment_proxy, no_proxy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -255,9 +255,7 @@ class CAVEAuthAdapter(HTTPAdapter):
         """Send, with the token where the rules and the redirect chain allow it."""
         url = str(request.url)
         proxies = kwargs.get("proxies") or (args[4] if len(args) > 4 else None)
-
-        def proxy_of(url: str) -> str | None:
-            return select_proxy(url, dict(proxies)) if proxies else None
+        proxy_of = (lambda url: select_proxy(url, proxies)) if proxies else no_proxy
 
         hook = _chain_hook(request)
         first = hook is None or hook.first == id(request)  # the chain's first request?
