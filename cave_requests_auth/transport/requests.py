@@ -153,7 +153,8 @@ class _ChainHook:
         self.first = first  # id() of the request that began it
 
     def __call__(self, response: Response, **kwargs: Any) -> Response:
-        self.chain.saw(str(response.url or response.request.url))
+        if id(response.request) != self.first:  # a hop: where did it go?
+            self.chain.saw(str(response.url or response.request.url))
         return response
 
 
