@@ -39,11 +39,8 @@ __all__ = [
 ]  # fmt: skip
 
 SENT_ATTRIBUTE = "_cave_sent"
-"""The :class:`.wire.Attachment` on a requests ``PreparedRequest`` it was attached to.
-
-``PreparedRequest.copy()`` does not carry it, so the redirect hops requests
-makes never have it (an assumption ``tests/test_upstream.py`` checks).
-"""
+"""The :class:`.wire.Attachment` on a requests ``PreparedRequest`` it was attached to
+(``PreparedRequest.copy()`` does not carry it: the hops requests makes never have it)."""
 LINK_EXTENSION = "cave_requests_auth.chain"
 """The key of the chain in an httpx request's ``extensions`` (transports ignore it)."""
 EXCHANGE_ATTRIBUTE = "_cave_exchange"
@@ -62,9 +59,6 @@ class Exchange(NamedTuple):
     """Tokens a retry replaced: masked too."""
 
 
-# -- requests: attaching -------------------------------------------------------------
-
-
 def attach(request: PreparedRequest, attachment: Attachment) -> None:
     """Put ``attachment``'s headers on a requests ``request``, and note what was sent."""
     headers = request.headers
@@ -78,12 +72,9 @@ def attach(request: PreparedRequest, attachment: Attachment) -> None:
 
 
 def add_cookie(headers: MutableMapping[str, str], cookie: str) -> None:
-    """Merge ``cookie`` into the ``Cookie`` header, set after ``Authorization``.
-
-    requests' ``CaseInsensitiveDict`` has no cheap public test of a name: a miss
-    costs a ``KeyError``. Its length is cheap: where ``Authorization`` is the only
-    header (a request prepared without a session), there is no ``Cookie``.
-    """
+    """Merge ``cookie`` into the ``Cookie`` header, set after ``Authorization``. requests'
+    ``CaseInsensitiveDict`` has no cheap public test of a name (a miss costs a ``KeyError``);
+    where ``Authorization`` is the only header, there is no ``Cookie``."""
     if len(headers) == 1:
         headers["Cookie"] = cookie
         return
@@ -109,9 +100,6 @@ def rewindable(request: PreparedRequest) -> bool:
     except UnrewindableBodyError:
         return False  # a generator or other one-shot body
     return True
-
-
-# -- reading any library's answers ---------------------------------------------------
 
 
 def body_of(response: Any) -> bytes:

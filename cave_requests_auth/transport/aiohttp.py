@@ -3,27 +3,18 @@
 Translation only; every decision is :mod:`cave_requests_auth.core`'s.
 
 **Redirect hops.** aiohttp runs a session's middlewares on every request it
-sends, each redirect hop included, and builds each hop as a new
-``ClientRequest`` from the caller's headers (dropping ``Authorization`` and
-``Cookie`` from those on a change of origin). Nothing public on a hop's request
-names the request that began its chain, and a response's ``history`` is filled
-in only once the chain is over (read by a middleware, it stays empty: aiohttp
-caches it). What does link them is order: aiohttp follows
-a redirect inside the same ``session.request()`` call, in the caller's task,
-with none of the caller's code in between. So, after a redirect answer, the
-middleware keeps the request's :class:`.core.Chain` in a context variable, and
-the next request it sees in that context is taken as that chain's hop (a
-context is per task: ``gather``-ed requests never share one). A request taken
-as a hop carries the token only where the chain began at its origin and never
-left it: never more than it would get as a request of its own. The price of
-that choice: where the caller does not follow a redirect
-(``allow_redirects=False``, ``TooManyRedirects``), its next request through
-the same middleware in the same task is taken as that chain's hop too, and so
-goes without the token if it is to another origin. A hop whose sending fails
-(a connection dropped unanswered) is sent again by aiohttp, once, as a new
-request through the middleware: so after a hop fails, the next request in that
-context to the same URL is taken as that hop again, and any other as a request
-of its own.
+sends, hops included, each hop a new ``ClientRequest`` built from the caller's
+headers (``Authorization`` and ``Cookie`` dropped on a change of origin). Nothing
+public on a hop names its chain (``history`` is filled in once the chain is over);
+what links them is order: aiohttp follows a redirect inside the same
+``session.request()`` call, in the caller's task. So after a redirect answer the
+middleware keeps the chain in a context variable (per task: ``gather``-ed requests
+never share one), and the next request it sees there is taken as that chain's hop,
+with the token only where the chain began at its origin and never left it. The
+price: after a redirect the caller does not follow (``allow_redirects=False``), its
+next request in that task, if to another origin, goes without the token. A hop whose
+connection drops unanswered is sent again by aiohttp, once: after a failed hop, the
+next request to the same URL is taken as that hop again.
 
 **Proxies.** ``request.proxy`` is the proxy aiohttp connects through (``proxy=``,
 the session's, or with ``trust_env=True`` the environment's): plain ``http``
@@ -146,20 +137,9 @@ class CAVEAuthMiddleware(Credentials):
     The same object goes to fsspec:
     ``fsspec.filesystem("http", client_kwargs={"middlewares": (auth,)})``.
     Arguments as :class:`cave_requests_auth.CAVETokenAuth` takes them, with the
-    same rules, redirect hops included. Where aiohttp does not say so itself:
-
-    - A hop is recognised by order: after a redirect answer, the next request
-      this middleware sees in the same task is taken as its hop (it gets the
-      token only while the chain stays on the origin it began at), and after a
-      hop fails, the next request to the same URL (aiohttp sends a hop again
-      when its connection drops). So after a redirect the caller did not follow
-      (``allow_redirects=False``), its next request in that task, if to another
-      origin, goes without the token.
-    - The proxy is ``request.proxy`` (``proxy=``, the session's, or with
-      ``trust_env=True`` the environment's); one inside a custom connector
-      (``aiohttp-socks``) is not seen.
-    - Finding the token may read secret files: that runs in a worker thread,
-      once per origin (and for a 401's reload), never on the event loop.
+    same rules, redirect hops included. What aiohttp does not show a middleware
+    (how a hop is told from a request, which proxy is seen, the worker thread for
+    file reads) is in :mod:`cave_requests_auth.transport.aiohttp`.
 
     Raises:
         InsecureTransportError: (from the request call) plain http to a host that

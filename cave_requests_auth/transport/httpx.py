@@ -1,45 +1,38 @@
 """httpx: ``CAVEHttpxAuth``, an ``httpx.Auth`` for ``httpx.Client`` and ``httpx.AsyncClient``.
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s. httpx
-calls an auth flow once per ``client.send``, with the request alone: it never
-shows the flow the client, its proxies or its redirect hops as it makes them.
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. httpx calls
+an auth flow once per ``client.send``, with the request alone: never its client,
+proxies or the hops it follows itself.
 
 What the binding controls:
 
 - **The first request of every chain**: the token where the core says, else
-  :class:`InsecureTransportError` before any connection; with ``cookie=True``
-  the ``middle_auth_token`` cookie merged into that request's ``Cookie`` header
-  (never into the client's jar).
-- **Hops sent through the flow**: with ``follow_redirects=False`` (httpx's
-  default), ``client.send(response.next_request)`` runs the flow again. httpx
-  builds ``next_request`` with a shallow copy of the request's ``extensions``,
-  so the hop carries the very :class:`_Link` the flow put there; the flow
-  notes the request httpx built next and takes only that object as a hop. It
-  gets the token only as :class:`.wire.Chain` says; a header httpx copied is removed.
-- **A 401** ``invalid_token`` to the first request: where the token source now
-  holds another token, the request is yielded once more with it (httpx keeps
-  the 401 in ``response.history``). Only a body httpx holds in memory is sent
-  again (not a file or an iterator: httpx shows no way to rewind them).
-- **Refusals**: explained by :mod:`.refusals`; ``raise_on_auth_error=True``
-  raises :class:`AuthResponseError` (with the httpx response) from the call.
+  :class:`InsecureTransportError` before any connection (the cookie, with
+  ``cookie=True``, merged into that request's ``Cookie``, never the client's jar).
+- **Hops sent through the flow** (``client.send(response.next_request)``, with
+  ``follow_redirects=False``, the default): httpx builds ``next_request`` with a
+  shallow copy of the request's ``extensions``, so the hop carries the very
+  :class:`_Link` the flow put there; the flow takes as a hop only the request httpx
+  built next. It gets the token as :class:`.wire.Chain` says; a copied header goes.
+- **A 401** ``invalid_token``: where the source now holds another token, the
+  request is yielded once more with it (the 401 kept in ``response.history``), a
+  body httpx holds in memory only (a file or iterator cannot be rewound).
+- **Refusals**: explained by :mod:`.refusals`; ``raise_on_auth_error=True`` raises.
 
 What it leaves to httpx:
 
-- **Hops of** ``follow_redirects=True``: httpx sends them without the flow. It
-  removes ``Authorization`` on a change of origin (but for an ``http`` to
-  ``https`` upgrade of the same host on the default ports) and rebuilds
-  ``Cookie`` from its jar on every hop, each hop built from the one before: so
-  a hop to another origin, or back, has neither. The flow sees them afterwards,
-  in ``response.history``, for the refusals.
-- **Proxies**: the flow cannot see the client's ``proxy=``, ``mounts=`` or
-  ``trust_env``. It refuses plain ``http`` to loopback where the environment's
-  proxies would be used by requests or by httpx (which reads no CIDR range in
-  ``NO_PROXY``), even where ``trust_env=False`` bypasses them. A proxy given to
-  the client is not seen: with one, use ``https`` (a CONNECT tunnel).
+- **Hops of** ``follow_redirects=True``: httpx sends them without the flow, each
+  built from the hop before: ``Authorization`` goes on a change of origin (but for
+  an ``http`` to ``https`` upgrade of the same host on the default ports), ``Cookie``
+  is rebuilt from its jar; another header (``X-Requested-With``) stays. The flow
+  sees the hops afterwards, in ``response.history``, for the refusals.
+- **Proxies**: the flow cannot see ``proxy=``, ``mounts=`` or ``trust_env``. It
+  refuses plain ``http`` to loopback where the environment's proxies would be used
+  by requests or by httpx (which reads no CIDR range in ``NO_PROXY``), even where
+  ``trust_env=False`` bypasses them; with a proxy given to the client, use ``https``.
 
-In ``AsyncClient``, what may read secret files (the first request to an
-origin, a 401's reload) runs in a worker thread (``anyio.to_thread``, so
-asyncio and trio alike); once an origin is decided, never.
+In ``AsyncClient``, what may read secret files (the first request to an origin, a
+401's reload) runs in a worker thread (``anyio.to_thread``: asyncio and trio alike).
 """
 
 from __future__ import annotations
