@@ -4,7 +4,7 @@
 >>> session = aiohttp.ClientSession(middlewares=(CAVEAuthMiddleware(),))  # doctest: +SKIP
 
 aiohttp is an optional dependency: ``pip install 'cave-requests-auth[aiohttp]'``.
-The binding itself is :mod:`cave_requests_auth.transport.aiohttp`.
+What it controls (redirect hops, proxies, the event loop): :doc:`security`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@
 
 httpx is an optional dependency: ``pip install cave-requests-auth[httpx]``.
 What the auth controls, and what it leaves to httpx (the redirects it follows
-itself, a proxy given to the client), is in
-:mod:`cave_requests_auth.transport.httpx`.
+itself, a proxy given to the client): :doc:`security`.
 """
 
 from __future__ import annotations

@@ -6,17 +6,14 @@ gives a token wins (this list is the order; :func:`lookup` is it in code):
 1. ``token=`` given;
 2. the environment variable ``CAVE_TOKEN`` (blank counts as unset);
 
-   2b. the file ``$CAVE_TOKEN_FILE`` names (blank counts as unset): the bare
-   token on one line, as Docker and Kubernetes mount secrets (``~`` expanded,
-   relative to the working folder, a link followed); missing, empty, of several
-   lines or unreadable is an error naming the variable and the path, not a
-   fall-through;
+   2b. the file ``$CAVE_TOKEN_FILE`` names: the bare token on one line, as Docker and
+   Kubernetes mount secrets; missing, empty, of several lines or unreadable is an
+   error naming the variable and the path, not a fall-through;
 
 3. ``token_file=`` given (that file only: missing or keyless is an error);
 4. ``<secrets>/<n>-cave-secret.json``, then ``<secrets>/<h>-cave-secret.json``;
 5. ``<secrets>/<server netloc>-cave-secret.json`` of ``server_address``, by default
-   ``global.daf-apis.com-cave-secret.json``, as CAVEclient does (its ``save_token``
-   replaces the token there alone once that file exists);
+   ``global.daf-apis.com-cave-secret.json``, as CAVEclient does;
 6. ``<secrets>/cave-secret.json``;
 7. ``<secrets>/chunkedgraph-secret.json``, with a deprecation warning (once per file);
 8. in Google Colab only (``google.colab`` already imported; never imported here):
@@ -257,10 +254,8 @@ def find_token(
 ) -> TokenSource:
     """The token a request to ``url_or_server`` would use, and where it is (see :mod:`.lookup`).
 
-    ``url_or_server``'s own files are searched first (``None`` skips them); ``token``
-    wins over everything; ``server_address`` (default :data:`DEFAULT_SERVER_ADDRESS`)
-    names the auth server whose file comes before the default file; ``token_file``
-    is read alone; ``token_key`` is the key in the JSON files; ``secrets_dir`` their folder.
+    ``url_or_server``'s own files are searched first (``None`` skips them); the
+    keywords are :class:`CAVETokenAuth`'s.
 
     Raises:
         TokenNotFoundError: no token in any place searched (the message lists them).

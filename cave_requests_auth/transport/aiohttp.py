@@ -1,34 +1,11 @@
 """aiohttp: ``CAVEAuthMiddleware``, a client middleware (aiohttp 3.12 or newer).
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s.
-
-**Redirect hops.** aiohttp runs a session's middlewares on every request it
-sends, hops included, each hop a new ``ClientRequest`` built from the caller's
-headers (``Authorization`` and ``Cookie`` dropped on a change of origin). Nothing
-public on a hop names its chain (``history`` is filled in once the chain is over);
-what links them is order: aiohttp follows a redirect inside the same
-``session.request()`` call, in the caller's task. So after a redirect answer the
-middleware keeps the chain in a context variable (per task: ``gather``-ed requests
-never share one), and the next request it sees there is taken as that chain's hop,
-with the token only where the chain began at its origin and never left it. The
-price: after a redirect the caller does not follow (``allow_redirects=False``), its
-next request in that task, if to another origin, goes without the token. A hop whose
-connection drops unanswered is sent again by aiohttp, once: after a failed hop, the
-next request to the same URL is taken as that hop again.
-
-**Proxies.** ``request.proxy`` is the proxy aiohttp connects through (``proxy=``,
-the session's, or with ``trust_env=True`` the environment's): plain ``http``
-to loopback through it gets no token. ``https`` goes through a CONNECT tunnel.
-A proxy hidden in a custom connector (``aiohttp-socks``) is not seen.
-
-**The event loop.** Finding a token may read secret files: for an origin not
-decided yet, and for a 401's reload, the core is asked in a worker thread
-(:func:`asyncio.to_thread`); a steady stream of requests runs no thread and
-reads no file.
-
-**Errors.** aiohttp turns any ``OSError`` raised in a middleware into a
-``ClientOSError``; :class:`AuthResponseError` and :class:`TokenFileError` here
-are also ``aiohttp.ClientError``, so they come out as they are.
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. aiohttp runs a
+session's middlewares on every request it sends, hops included; nothing public on a
+hop names its chain, so after a redirect answer the chain is kept in a context
+variable (per task) and the next request seen there is taken as its hop. Finding a
+token for a new origin, or after a 401, runs in :func:`asyncio.to_thread`. Redirects,
+proxies and errors in detail: ``docs/security.rst``.
 """
 
 from __future__ import annotations

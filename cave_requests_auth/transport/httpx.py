@@ -1,38 +1,12 @@
 """httpx: ``CAVEHttpxAuth``, an ``httpx.Auth`` for ``httpx.Client`` and ``httpx.AsyncClient``.
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s. httpx calls
-an auth flow once per ``client.send``, with the request alone: never its client,
-proxies or the hops it follows itself.
-
-What the binding controls:
-
-- **The first request of every chain**: the token where the core says, else
-  :class:`InsecureTransportError` before any connection (the cookie, with
-  ``cookie=True``, merged into that request's ``Cookie``, never the client's jar).
-- **Hops sent through the flow** (``client.send(response.next_request)``, with
-  ``follow_redirects=False``, the default): httpx builds ``next_request`` with a
-  shallow copy of the request's ``extensions``, so the hop carries the very
-  :class:`_Link` the flow put there; the flow takes as a hop only the request httpx
-  built next. It gets the token as :class:`.wire.Chain` says; a copied header goes.
-- **A 401** ``invalid_token``: where the source now holds another token, the
-  request is yielded once more with it (the 401 kept in ``response.history``), a
-  body httpx holds in memory only (a file or iterator cannot be rewound).
-- **Refusals**: explained by :mod:`.refusals`; ``raise_on_auth_error=True`` raises.
-
-What it leaves to httpx:
-
-- **Hops of** ``follow_redirects=True``: httpx sends them without the flow, each
-  built from the hop before: ``Authorization`` goes on a change of origin (but for
-  an ``http`` to ``https`` upgrade of the same host on the default ports), ``Cookie``
-  is rebuilt from its jar; another header (``X-Requested-With``) stays. The flow
-  sees the hops afterwards, in ``response.history``, for the refusals.
-- **Proxies**: the flow cannot see ``proxy=``, ``mounts=`` or ``trust_env``. It
-  refuses plain ``http`` to loopback where the environment's proxies would be used
-  by requests or by httpx (which reads no CIDR range in ``NO_PROXY``), even where
-  ``trust_env=False`` bypasses them; with a proxy given to the client, use ``https``.
-
-In ``AsyncClient``, what may read secret files (the first request to an origin, a
-401's reload) runs in a worker thread (``anyio.to_thread``: asyncio and trio alike).
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. httpx calls an
+auth flow once per ``client.send``, with the request alone: never its client, proxies
+or the hops of ``follow_redirects=True``. A hop sent through the flow
+(``client.send(response.next_request)``) carries the :class:`_Link` the flow put in
+the request's ``extensions`` (httpx copies them), so the flow knows its chain. In an
+``AsyncClient``, what may read files runs in a worker thread (``anyio.to_thread``).
+What it controls and what it leaves to httpx: ``docs/security.rst``.
 """
 
 from __future__ import annotations

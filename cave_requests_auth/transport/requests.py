@@ -1,14 +1,9 @@
 """requests: ``CAVETokenAuth`` (``auth=``, ``session.auth``) and ``CAVEAuthAdapter`` (a prefix).
 
-Translation only; every decision is :mod:`cave_requests_auth.core`'s. An **auth
-object** is applied once, as a request is prepared, before the ``proxies=`` of the
-call and the session are merged: it sees the environment's proxies only; requests
-makes the redirect hops (stripping ``Authorization`` on a change of host). An
-**adapter** sees each request as it is sent, hops included, with the session's
-proxies. Hops are ``PreparedRequest.copy()`` of the one before, sharing its
-``hooks``: the adapter keeps the chain there, in a response hook that sees every
-hop's answer, whichever adapter sent it; :meth:`CAVEAuthAdapter.mount` also opens a
-chain for a request that began under another adapter.
+Translation only; every decision is :mod:`cave_requests_auth.core`'s. An auth object
+is applied once, as a request is prepared: it sees the environment's proxies only, and
+requests makes the hops. An adapter sees each request as it is sent, hops included,
+with the session's proxies; it keeps the chain in a response hook the hops share.
 """
 
 from __future__ import annotations
@@ -214,15 +209,12 @@ class CAVEAuthAdapter(HTTPAdapter):
     ) -> CAVEAuthAdapter:
         """Mount an adapter for ``prefix`` on a session another library made; return it.
 
-        Keeps ``max_retries``, ``pool_maxsize`` and ``pool_block`` of the adapter it
-        replaces; removes CAVE credentials set for the whole session (an
-        ``Authorization: Bearer`` in ``session.headers``, ``middle_auth_token`` jar
-        cookies: those go to every host). ``"https://host"`` gets a ``/`` (requests
-        matches prefixes as strings: ``host.evil.org`` too). So that a redirect into
-        ``prefix`` from another origin gets no token, it watches every chain: with a
-        hook in ``session.hooks``, and by wrapping ``session.rebuild_auth``, which
-        requests calls for every redirect hop, whatever the request's hooks (it is not
-        pickled with the session: mount again after loading one).
+        Keeps the replaced adapter's ``max_retries``, ``pool_maxsize`` and ``pool_block``;
+        removes CAVE credentials set for every host (a Bearer ``session.headers``,
+        ``middle_auth_token`` jar cookies); ``"https://host"`` gets a ``/``. So that a
+        redirect into ``prefix`` from elsewhere gets no token, it watches every chain (a
+        ``session.hooks`` hook and a wrapped ``session.rebuild_auth``, which is not
+        pickled: mount again after loading a session).
         """
         rest = prefix.partition("://")[2]
         if rest and "/" not in rest:  # "https://host" would also match https://host.evil.org
