@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from _loopback import Seen, Server, invalid_token_answer, json_answer
 from cave_requests_auth import (
     AuthResponseError,
     CAVEAuthAdapter,
+    CAVEAuthWarning,
     CAVEPoolManager,
     CAVEProxyManager,
     CAVETokenAuth,
@@ -1237,11 +1239,16 @@ def test_readme_python_snippets_run_as_pasted_against_loopback(
     monkeypatch.setitem(b.routes, "/auth/api/v1/user/cache", lambda seen: json_answer(200, user))
     blocks = _readme_blocks()
     assert len(blocks) >= 8
-    for block in blocks:
-        code = block.replace("https://minnie.example.org", a.origin()).replace(
-            "https://global.daf-apis.com", b.origin()
-        )
-        exec(compile(code, "README.rst", "exec"), {"__name__": "readme"})  # noqa: S102
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        for block in blocks:
+            code = block.replace("https://minnie.example.org", a.origin()).replace(
+                "https://global.daf-apis.com", b.origin()
+            )
+            exec(compile(code, "README.rst", "exec"), {"__name__": "readme"})  # noqa: S102
+    said = [str(w.message) for w in warned if issubclass(w.category, CAVEAuthWarning)]
+    assert said, "login() saved the token without saying CAVE_TOKEN wins over it"
+    assert all("CAVE_TOKEN is set, so requests use it" in text for text in said)
     asked = [s for s in a.seen + b.seen if s.path != "/auth_info"]  # found without a token
     assert all(s.carries(typed) for s in asked)
     assert len(a.seen) >= 6
