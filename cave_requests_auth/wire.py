@@ -99,8 +99,8 @@ class Chain:
     def __repr__(self) -> str:
         return f"Chain({self.key!r}, left={self.left})"
 
-    def __getstate__(self) -> tuple[Any, ...]:  # a pickled request's hooks hold it: no token
-        return self.key, self.attachment, self.left, self.hops, self.last, ()
+    def __getstate__(self) -> tuple[Any, ...]:  # a pickled request's hooks hold it: its hops
+        return self.key, None, self.left, self.hops, self.last, ()  # get nothing once unpickled
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.key, self.attachment, self.left, self.hops, self.last, self.replaced = state

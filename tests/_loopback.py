@@ -115,6 +115,7 @@ class Seen:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a re-send on the same connection is visible
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed ACK
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["CAVEAuthAdapter", "CAVETokenAuth"]
 
 _RETRIED_ATTRIBUTE = "_cave_retried"
+_FIRST_ATTRIBUTE = "_cave_first"  # on a chain's first request: its hook (a hop, a copy, has none)
 
 
 def _newer(auth: Credentials, response: Response, sent: Attachment, from_hop: bool) -> Any:
@@ -90,18 +91,19 @@ class CAVETokenAuth(Credentials, AuthBase):
         TypeError, ValueError: ``hosts``, ``token_key`` or ``server_address`` are malformed.
     """
 
-    _UNPICKLED = (*Credentials._UNPICKLED, "_hook")
+    _UNPICKLED = (*Credentials._UNPICKLED, "_hook", "_marked")
 
     def _setup(self) -> None:
         super()._setup()
-        self._hook = self.handle_response
+        self._hook, self._marked = self.handle_response, self._handle_marked
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         attachment = self.attachment(request.url, environment_proxy)  # type: ignore[arg-type]
         if attachment is not None:
-            header = attachment.header
+            header, hook = attachment.header, self._hook
             if header is None:
                 exchange.attach(request, attachment)  # no token found: X-Requested-With only
+                hook = self._marked
             else:  # attach(), inlined: the hot path
                 headers = request.headers
                 headers["Authorization"] = header
@@ -109,9 +111,15 @@ class CAVETokenAuth(Credentials, AuthBase):
                     exchange.add_cookie(headers, attachment.cookie)
                 request._cave_sent = attachment  # type: ignore[attr-defined]  # SENT_ATTRIBUTE
             hooks = request.hooks["response"]
-            if self._hook not in hooks:
-                hooks.append(self._hook)
+            if hook not in hooks:
+                hooks.append(hook)
         return request
+
+    def _handle_marked(self, response: Response, **kwargs: Any) -> Response:
+        """A chain marked X-Requested-With: a hop leaving its origin, and later ones, go bare."""
+        if exchange.leaves(response.request, response):
+            response.request.headers.pop(PROGRAMMATIC[0], None)
+        return self.handle_response(response, **kwargs)
 
     def handle_response(self, response: Response, **kwargs: Any) -> Response:
         """The response hook: retry a ``401 invalid_token`` once, report refusals."""
@@ -129,10 +137,7 @@ class CAVETokenAuth(Credentials, AuthBase):
                 connection = response.connection
                 response = _again(response, sent, lambda: connection.send(request, **kwargs))
                 response.request = request
-        if sent is not None and sent.header is None and exchange.leaves(request, response):
-            request.headers.pop(PROGRAMMATIC[0], None)  # the hop, its copy, carries none
-        # On a hop requests made (no note of ours), the hook sees no history; requests
-        # strips Authorization on a hop to another origin (should_strip_auth) only.
+        # On a hop requests made (no note of ours): it strips Authorization on a change of host.
         elsewhere = None if sent is not None else "Authorization" not in request.headers
         exchange.report_response(self, response, elsewhere)
         return response
@@ -141,14 +146,17 @@ class CAVETokenAuth(Credentials, AuthBase):
 class _ChainHook:
     """A response hook holding a request's chain: it sees where each hop went."""
 
-    __slots__ = ("chain", "first")
+    __slots__ = ("chain",)
 
-    def __init__(self, chain: Chain, first: int) -> None:
+    def __init__(self, chain: Chain, first: PreparedRequest) -> None:
         self.chain = chain
-        self.first = first  # id() of the request that began it
+        setattr(first, _FIRST_ATTRIBUTE, self)
+
+    def began(self, request: PreparedRequest) -> bool:
+        return getattr(request, _FIRST_ATTRIBUTE, None) is self
 
     def __call__(self, response: Response, **kwargs: Any) -> Response:
-        if id(response.request) != self.first:  # a hop: where did it go?
+        if not self.began(response.request):  # a hop: where did it go?
             self.chain.saw(str(response.url or response.request.url))
         return response
 
@@ -161,7 +169,7 @@ def _watch(request: PreparedRequest) -> None:
     """Give a chain that began under another adapter a chain without a token."""
     if _chain_hook(request) is None:
         chain = Chain(origin_key(str(request.url)), None)
-        request.hooks["response"].append(_ChainHook(chain, id(request)))
+        request.hooks["response"].append(_ChainHook(chain, request))
 
 
 def _watching(response: Response, **kwargs: Any) -> Response:
@@ -171,8 +179,7 @@ def _watching(response: Response, **kwargs: Any) -> Response:
 
 
 class _WatchedRebuild:
-    """In place of ``session.rebuild_auth``, which requests calls for every redirect hop it
-    makes, whatever hooks its request was given (then the session's own, as before)."""
+    """In place of ``session.rebuild_auth``, which requests calls for every redirect hop."""
 
     def __init__(self, rebuild: Callable[[PreparedRequest, Response], None]) -> None:
         self.rebuild = rebuild
@@ -213,8 +220,8 @@ class CAVEAuthAdapter(HTTPAdapter):
         removes CAVE credentials set for every host (a Bearer ``session.headers``,
         ``middle_auth_token`` jar cookies); ``"https://host"`` gets a ``/``. So that a
         redirect into ``prefix`` from elsewhere gets no token, it watches every chain (a
-        ``session.hooks`` hook and a wrapped ``session.rebuild_auth``, which is not
-        pickled: mount again after loading a session).
+        ``session.hooks`` hook and a wrapped ``session.rebuild_auth``, which a pickle or
+        ``copy.copy`` of the session does not keep: mount again on such a session).
         """
         rest = prefix.partition("://")[2]
         if rest and "/" not in rest:  # "https://host" would also match https://host.evil.org
@@ -251,11 +258,11 @@ class CAVEAuthAdapter(HTTPAdapter):
         proxy_of = (lambda url: select_proxy(url, proxies)) if proxies else no_proxy
 
         hook = _chain_hook(request)
-        first = hook is None or hook.first == id(request)  # the chain's first request?
+        first = hook is None or hook.began(request)  # the chain's first request?
         if hook is None or first:
             chain = self.auth.start(url, proxy_of)
             if hook is None:
-                request.hooks["response"].append(_ChainHook(chain, id(request)))
+                request.hooks["response"].append(_ChainHook(chain, request))
             else:
                 hook.chain = chain
             attachment = chain.attachment
