@@ -66,14 +66,12 @@ class Chain:
     of hops it did not send itself (:meth:`saw`), so the rule holds whatever sent them.
     """
 
-    __slots__ = ("attachment", "hops", "key", "last", "left", "replaced")
+    __slots__ = ("attachment", "key", "left", "replaced")
 
     def __init__(self, key: str, attachment: Attachment | None) -> None:
         self.key = key
         self.attachment = attachment
         self.left = False
-        self.hops = 0
-        self.last: str | None = None
         self.replaced: tuple[str, ...] = ()
         """Tokens a retry replaced on this chain: still to be masked in its messages."""
 
@@ -86,13 +84,11 @@ class Chain:
 
     def saw(self, url: str) -> None:
         """A hop went to ``url``; where that is another origin, the chain has left."""
-        self.last = url
         if not self.left and not same_origin(origin_key(url), self.key):
             self.left = True
 
     def hop(self, url: str) -> Attachment | None:
         """A hop to ``url``: the first request's attachment, or none once the chain has left."""
-        self.hops += 1
         self.saw(url)
         return None if self.left else self.attachment
 
@@ -100,10 +96,10 @@ class Chain:
         return f"Chain({self.key!r}, left={self.left})"
 
     def __getstate__(self) -> tuple[Any, ...]:  # a pickled request's hooks hold it: its hops
-        return self.key, None, self.left, self.hops, self.last, ()  # get nothing once unpickled
+        return self.key, None, self.left, ()  # get nothing once unpickled
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.key, self.attachment, self.left, self.hops, self.last, self.replaced = state
+        self.key, self.attachment, self.left, self.replaced = state
 
 
 class Attachment:
