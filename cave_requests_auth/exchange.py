@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie",
     "answers_of", "attach", "error_for", "hops_answers", "leaves", "raise_for_auth",
-    "report_response", "rewindable",
+    "redirects_of", "report_response", "rewindable",
 ]  # fmt: skip
 
 SENT_ATTRIBUTE = "_cave_sent"
@@ -185,10 +185,14 @@ def _of_httpx(response: Any) -> list[Answer]:
     return hops_answers([*response.history, response], key, sent_of, replaced)
 
 
+def redirects_of(retries: Any) -> list[Any]:
+    """The redirects a urllib3 ``Retry`` noted (``RequestHistory`` values), in order."""
+    return [entry for entry in getattr(retries, "history", None) or () if entry.redirect_location]
+
+
 def _of_urllib3(response: Any) -> list[Answer]:
     exchange: Exchange | None = getattr(response, EXCHANGE_ATTRIBUTE, None)
-    retries = getattr(response, "retries", None)
-    history = [h for h in (retries.history if retries is not None else ()) if h.redirect_location]
+    history = redirects_of(getattr(response, "retries", None))
     if exchange is not None:
         method, first, final = exchange.method, exchange.url, exchange.final_url
     else:

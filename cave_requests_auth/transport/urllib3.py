@@ -19,7 +19,7 @@ from urllib3 import PoolManager, ProxyManager
 
 from ..core import Credentials
 from ..errors import CAVEAuthError
-from ..exchange import EXCHANGE_ATTRIBUTE, Exchange
+from ..exchange import EXCHANGE_ATTRIBUTE, Exchange, redirects_of
 from ..urls import origin_key
 from ..wire import (
     COOKIE_NAME,
@@ -130,7 +130,7 @@ class _CAVEManager:
         given, send = kw.get("headers", self.headers), super().urlopen  # type: ignore[misc]
         history = getattr(kw.get("retries"), "history", None)
         if history and history[-1].redirect_location:  # a redirect hop of the request below
-            chain = self._chain(history)
+            chain = self._chain(redirects_of(kw["retries"]))
             hop = self.auth.hop(chain, url, self._proxy_of, forwards_https=self.forwards_https)
             kw["headers"] = _headers(given, chain.attachment, hop, self.auth.known_tokens())
             return send(method, url, redirect, **kw)  # type: ignore[no-any-return]
@@ -141,7 +141,7 @@ class _CAVEManager:
         response: Any = send(method, url, redirect, **kw)
         if response.status < 300 and not getattr(response.retries, "history", None):
             return response  # type: ignore[no-any-return]  # the common case: nothing to note
-        redirects = _redirects(response)
+        redirects = redirects_of(response.retries)
         newer = None
         if response.status == 401 and attachment is not None:
             newer = self.auth.retry_with(
@@ -162,18 +162,18 @@ class _CAVEManager:
             replaced = (attachment.source.token,) if attachment and attachment.source else ()
             kw["headers"] = _headers(given, None, newer)
             response = send(method, url, redirect, **kw)
-            redirects = _redirects(response)
+            redirects = redirects_of(response.retries)
         # Noted for raise_for_auth: what the last hop carried, and the token refused.
         last = redirects[-1] if redirects else None
         final = urljoin(str(last.url), str(last.redirect_location)) if last else url
-        chain = self._chain(redirects, final) if redirects else self._chain((), url)
+        chain = self._chain(redirects, final)
         sent = None if chain.left else chain.attachment
         setattr(response, EXCHANGE_ATTRIBUTE, Exchange(method, url, final, sent, replaced))
         return response  # type: ignore[no-any-return]
 
-    def _chain(self, history: Iterable[Any], *more: str) -> Chain:
-        """The chain of the redirects urllib3 noted (``RequestHistory`` values), then ``more``."""
-        urls = [str(entry.url) for entry in history if entry.redirect_location] + list(more)
+    def _chain(self, redirects: Iterable[Any], *more: str) -> Chain:
+        """The chain of the redirects urllib3 noted (:func:`.redirects_of`), then ``more``."""
+        urls = [str(entry.url) for entry in redirects] + list(more)
         proxy_of, https = self._proxy_of, self.forwards_https
         try:
             first = self.auth.attachment(urls[0], proxy_of, forwards_https=https)
@@ -183,11 +183,6 @@ class _CAVEManager:
         for url in urls[1:]:
             chain.saw(url)
         return chain
-
-
-def _redirects(response: Any) -> list[Any]:
-    """The redirects urllib3 followed to ``response`` (``RequestHistory`` values)."""
-    return [entry for entry in getattr(response.retries, "history", ()) if entry.redirect_location]
 
 
 class CAVEPoolManager(_CAVEManager, PoolManager):  # type: ignore[misc]
