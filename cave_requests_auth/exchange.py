@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXCHANGE_ATTRIBUTE", "LINK_EXTENSION", "SENT_ATTRIBUTE", "Exchange", "add_cookie",
     "answers_of", "attach", "error_for", "hops_answers", "leaves", "raise_for_auth",
-    "redirects_of", "report_response", "rewindable",
+    "redirects_of", "report_response", "rewindable", "wants_body",
 ]  # fmt: skip
 
 SENT_ATTRIBUTE = "_cave_sent"
@@ -102,11 +102,15 @@ def rewindable(request: PreparedRequest) -> bool:
     return True
 
 
+def wants_body(status: int, headers: Any) -> bool:
+    """Whether an answer is a refusal (400, 401, 403) whose body, bounded, says what it is."""
+    length = headers.get("Content-Length") or ""
+    return status in (400, 401, 403) and not (length.isdigit() and int(length) > MAX_ERROR_BODY)
+
+
 def body_of(response: Any) -> bytes:
-    """The body of a refusal (400, 401, 403) already read, bounded; else nothing."""
-    status = getattr(response, "status_code", None) or response.status
-    length = response.headers.get("Content-Length", "0")
-    if status not in (400, 401, 403) or (length.isdigit() and int(length) > MAX_ERROR_BODY):
+    """The body of a refusal already read, bounded (:func:`wants_body`); else nothing."""
+    if not wants_body(getattr(response, "status_code", None) or response.status, response.headers):
         return b""
     try:
         return bytes(response.content[:MAX_ERROR_BODY])

@@ -18,7 +18,7 @@ import aiohttp
 
 from .. import errors
 from ..core import Credentials
-from ..exchange import error_for
+from ..exchange import error_for, wants_body
 from ..refusals import Answer, report
 from ..urls import origin_key, same_origin
 from ..wire import MAX_ERROR_BODY, Attachment, Chain, bearer_of
@@ -95,10 +95,7 @@ async def _body(response: ClientResponse) -> bytes:
 
     Read whole (aiohttp keeps it: the caller can still read it), or not at all.
     """
-    if response.status not in (400, 401, 403):
-        return b""
-    length = response.content_length
-    if length is not None and length > MAX_ERROR_BODY:
+    if not wants_body(response.status, response.headers):
         return b""
     return (await response.read())[:MAX_ERROR_BODY]
 

@@ -21,7 +21,7 @@ import anyio.to_thread
 import httpx
 
 from ..core import Credentials
-from ..exchange import LINK_EXTENSION, error_for, hops_answers
+from ..exchange import LINK_EXTENSION, error_for, hops_answers, wants_body
 from ..refusals import report
 from ..urls import parse_origin
 from ..wire import MAX_ERROR_BODY, Attachment, Chain, drop_cookie, environment_proxy
@@ -107,11 +107,8 @@ def _put(request: httpx.Request, attachment: Attachment | None, carried: Attachm
         headers.update(attachment.headers(headers.get("Cookie")))
 
 
-def _needs_body(response: httpx.Response) -> bool:
-    """Whether the answer is a refusal whose (bounded) body says what it is."""
-    length = response.headers.get("Content-Length", "0")
-    too_long = length.isdigit() and int(length) > MAX_ERROR_BODY
-    return response.status_code in (400, 401, 403) and not too_long
+def _wanted(response: httpx.Response) -> bool:
+    return wants_body(response.status_code, response.headers)
 
 
 class _Read(NamedTuple):
@@ -151,7 +148,7 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
         step = next(flow)
         while True:
             if isinstance(step, _Read):
-                value: Any = step.response.read() if _needs_body(step.response) else b""
+                value: Any = step.response.read() if _wanted(step.response) else b""
             elif isinstance(step, _Blocking):
                 value = step.call()
             else:
@@ -169,7 +166,7 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
         step = next(flow)
         while True:
             if isinstance(step, _Read):
-                value: Any = await step.response.aread() if _needs_body(step.response) else b""
+                value: Any = await step.response.aread() if _wanted(step.response) else b""
             elif isinstance(step, _Blocking):
                 value = await anyio.to_thread.run_sync(step.call)
             else:
