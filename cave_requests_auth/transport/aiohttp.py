@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -21,7 +21,7 @@ from ..core import Credentials
 from ..exchange import error_for, wants_body
 from ..refusals import Answer, report
 from ..urls import origin_key, same_origin
-from ..wire import MAX_ERROR_BODY, Attachment, Chain, bearer_of
+from ..wire import MAX_ERROR_BODY, Attachment, Chain, bearer_of, no_proxy
 
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
@@ -67,17 +67,13 @@ class _Exchange:
 def _proxy_of(request: ClientRequest) -> ProxyOf:
     proxy = request.proxy
     if proxy is None:
-        return _direct
+        return no_proxy  # which the core skips
     through = str(proxy)
 
     def proxy_of(url: str) -> str | None:
         return through
 
     return proxy_of
-
-
-def _direct(url: str) -> str | None:
-    return None
 
 
 def _attach(request: ClientRequest, attachment: Attachment) -> None:
@@ -184,6 +180,8 @@ class CAVEAuthMiddleware(Credentials):
             pending.set(exchange)  # what aiohttp follows (unless told not to)
         return response
 
+    _UNPICKLED = (*Credentials._UNPICKLED, "_pending")
+
     def _setup(self) -> None:
         super()._setup()
         # This middleware's chain whose last answer was a redirect: its next hop
@@ -191,11 +189,6 @@ class CAVEAuthMiddleware(Credentials):
         self._pending: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
             "cave_requests_auth_aiohttp_chain", default=None
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        del state["_pending"]
-        return state
 
     async def _start(self, url: str, proxy_of: ProxyOf) -> Chain:
         """The chain of a new request; an origin not decided yet is looked up off the loop."""
