@@ -89,6 +89,13 @@ class TokenSource:
         return hash(self._fields())
 
     @property
+    def variable(self) -> str | None:
+        """The environment variable that gave the token (``CAVE_TOKEN``, ``CAVE_TOKEN_FILE``)."""
+        if self.kind == "environment":
+            return CAVE_TOKEN_ENV
+        return CAVE_TOKEN_FILE_ENV if self.kind == "file" and self.key is None else None
+
+    @property
     def masked(self) -> str:
         """The token's first and last four characters, e.g. ``'abcd…7890'``."""
         return mask_token(self.token)

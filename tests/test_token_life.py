@@ -82,6 +82,30 @@ class TestExpiry:
         assert f"get a new one with `cave-auth login --server {service.url('')}`." in err
         assert not leaked(out + err)
 
+    @pytest.mark.parametrize("variable", ["CAVE_TOKEN", "CAVE_TOKEN_FILE"])
+    def test_a_token_from_a_variable_that_expires_soon_is_to_be_replaced_there(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        service: Service,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        variable: str,
+    ) -> None:
+        monkeypatch.setitem(TTLS, OTHER_TOKEN, 3600)
+        if variable == "CAVE_TOKEN":
+            monkeypatch.setenv(variable, OTHER_TOKEN)
+        else:
+            (tmp_path / "token").write_text(OTHER_TOKEN + "\n")
+            (tmp_path / "token").chmod(0o600)
+            monkeypatch.setenv(variable, str(tmp_path / "token"))
+        code, _, err = status_check(capsys, service)
+        assert code == 0
+        assert f"cave-auth: warning: the token {OTHER_MASKED} from " in err
+        assert "expires in 1 hour (" in err
+        assert f"get a new one in ${variable}." in err
+        assert "cave-auth login" not in err
+        assert not leaked(err)
+
     def test_where_the_server_does_not_say_nothing_is_shown(
         self, capsys: pytest.CaptureFixture[str], recorder: Any, secrets: Path
     ) -> None:

@@ -13,12 +13,12 @@ from ..errors import CAVEAuthError
 from ..files import read_secret_file
 from ..lookup import checked, origin_of, read_value
 from ..store import remove_token, saved_token_files
-from ..tokens import CAVE_TOKEN_ENV, CAVE_TOKEN_FILE_ENV, TokenSource
 from ._common import PROG, CommandError, auth_of, places_of, server_of
 
 if TYPE_CHECKING:
     import argparse
 
+    from ..tokens import TokenSource
     from ._common import Output
 
 NAME = "logout"
@@ -112,9 +112,7 @@ def run(io: Output, args: argparse.Namespace) -> int:
         attachment = None
     source = None if attachment is None else attachment.source
     if source is not None:
-        name = CAVE_TOKEN_ENV if source.kind == "environment" else CAVE_TOKEN_FILE_ENV
-        named = source.kind == "environment" or (source.kind == "file" and source.key is None)
-        fix = f"unset {name}" if named else f"see `{PROG} status`"
+        fix = f"unset {source.variable}" if source.variable else f"see `{PROG} status`"
         io.warn(f"requests to {server} still get a token, from {source}; {fix} to stop that.")
     if not args.all and places.token_file is None:
         others = _holding(saved_token_files(places.folder), places.token_key)

@@ -170,8 +170,7 @@ def _check(
         checked[key] = found
         ttl = None if isinstance(found, str) else found[1]
         if ttl is not None and 0 <= ttl < _SOON:
-            named = {"environment": CAVE_TOKEN_ENV, "file": source.key or CAVE_TOKEN_FILE_ENV}
-            fix = f"with `{PROG} login{again}`" if source.key else f"in ${named[source.kind]}"
+            fix = f"in ${source.variable}" if source.variable else f"with `{PROG} login{again}`"
             soon = f"the token {source.masked} from {source} expires {lasts(ttl)}"
             io.warn(f"{soon}; get a new one {fix}.")
     if isinstance(found, str):
