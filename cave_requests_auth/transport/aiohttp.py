@@ -109,7 +109,7 @@ class CAVEAuthMiddleware(Credentials):
     Arguments as :class:`cave_requests_auth.CAVETokenAuth` takes them, with the
     same rules, redirect hops included. What aiohttp does not show a middleware
     (how a hop is told from a request, which proxy is seen, the worker thread for
-    file reads) is in :mod:`cave_requests_auth.transport.aiohttp`.
+    file reads) is in :doc:`security`.
 
     Raises:
         InsecureTransportError: (from the request call) plain http to a host that

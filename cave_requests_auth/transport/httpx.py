@@ -133,7 +133,7 @@ class CAVEHttpxAuth(Credentials, httpx.Auth):
     be shared between clients and threads. Arguments as for
     :class:`cave_requests_auth.CAVETokenAuth`; what the auth controls and what it
     leaves to httpx (redirects it follows itself, a proxy given to the client)
-    is in :mod:`cave_requests_auth.transport.httpx`.
+    is in :doc:`security`.
 
     Raises:
         InvalidTokenError: ``token`` is not a bearer token.
